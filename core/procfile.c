@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+#include "procfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct hitel_procfile {
+	int fd;
+	char *buf;
+	size_t cap;
+	char *path;
+};
+
+struct hitel_procfile *hitel_procfile_open(const char *path)
+{
+	struct hitel_procfile *f = calloc(1, sizeof(*f));
+	int err;
+
+	if (!f)
+		return NULL;
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0)
+		goto fail;
+	f->cap = 4096;
+	f->buf = malloc(f->cap);
+	f->path = strdup(path);
+	if (!f->buf || !f->path) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	return f;
+fail:
+	err = errno;
+	hitel_procfile_free(f);
+	errno = err;
+	return NULL;
+}
+
+void hitel_procfile_free(struct hitel_procfile *f)
+{
+	if (!f)
+		return;
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->buf);
+	free(f->path);
+	free(f);
+}
+
+const char *hitel_procfile_path(const struct hitel_procfile *f)
+{
+	return f->path;
+}
+
+int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	/* Read until EOF: a short read does not mean the end for every file,
+	 * and a full buffer means the file may have grown. */
+	for (;;) {
+		if (n + 1 >= f->cap) {
+			size_t cap = f->cap * 2;
+			char *nb;
+
+			if (cap > (64u << 20))
+				return -EFBIG;
+			nb = realloc(f->buf, cap);
+			if (!nb)
+				return -ENOMEM;
+			f->buf = nb;
+			f->cap = cap;
+		}
+		r = pread(f->fd, f->buf + n, f->cap - 1 - n, (off_t)n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	f->buf[n] = '\0';
+	*buf = f->buf;
+	*len = n;
+	return 0;
+}
+
+int hitel_parse_u64(const char **p, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	while (*s >= '0' && *s <= '9') {
+		unsigned int d = (unsigned int)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+		s++;
+	}
+	*out = v;
+	*p = s;
+	return 0;
+}
+
+const char *hitel_next_line(const char *p)
+{
+	const char *nl = strchr(p, '\n');
+
+	return nl && nl[1] ? nl + 1 : NULL;
+}

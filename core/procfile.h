@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Kernel text files read at high rate: the fd stays open and every read is
+ * a pread at offset 0 (seq_file regenerates the content), which saves the
+ * open/close that dominates the cost (../shared/NOTES-procfs.md).
+ */
+#ifndef HITEL_PROCFILE_H
+#define HITEL_PROCFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hitel_procfile;
+
+/* Open path read-only (O_CLOEXEC). NULL + errno (ENOENT, EACCES...). */
+struct hitel_procfile *hitel_procfile_open(const char *path);
+void hitel_procfile_free(struct hitel_procfile *f);
+/* Read the whole file; *buf is NUL-terminated, owned by f, valid until the
+ * next read. The buffer grows as needed (files such as /proc/net/dev grow
+ * with interfaces). Returns 0 or -errno. */
+int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len);
+const char *hitel_procfile_path(const struct hitel_procfile *f);
+
+/* Parsing helpers shared by samplers. Each parses an unsigned decimal at *p,
+ * skipping leading blanks, advances *p, and returns 0 or -EINVAL (no digits)
+ * / -ERANGE (overflow). */
+int hitel_parse_u64(const char **p, uint64_t *out);
+/* Next line: returns the start of the line after *p (or NULL at the end). */
+const char *hitel_next_line(const char *p);
+
+#endif /* HITEL_PROCFILE_H */

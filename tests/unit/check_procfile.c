@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/* procfile: whole-file reads through pread at 0, growth, parse helpers. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "procfile.h"
+#include "testutil.h"
+
+START_TEST(test_read_grows_and_rereads)
+{
+	char *dir = tu_tmpdir(), path[512], *big = malloc(100001);
+	struct hitel_procfile *f;
+	const char *buf;
+	size_t len;
+
+	memset(big, 'x', 100000);
+	big[100000] = '\0';
+	tu_write(dir, "small", "abc\n");
+	snprintf(path, sizeof(path), "%s/small", dir);
+	f = hitel_procfile_open(path);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_str_eq(hitel_procfile_path(f), path);
+	ck_assert_int_eq(hitel_procfile_read(f, &buf, &len), 0);
+	ck_assert_uint_eq(len, 4);
+	ck_assert_str_eq(buf, "abc\n");
+	/* The same fd sees new content: what a kernel file does each read. */
+	tu_write(dir, "small", big);
+	ck_assert_int_eq(hitel_procfile_read(f, &buf, &len), 0);
+	ck_assert_uint_eq(len, 100000);
+	ck_assert_uint_eq(strlen(buf), 100000);
+	hitel_procfile_free(f);
+	hitel_procfile_free(NULL);
+	free(big);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_open_missing)
+{
+	ck_assert_ptr_null(hitel_procfile_open("/nonexistent/hitel"));
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
+START_TEST(test_real_proc_files)
+{
+	static const char *const files[] = { "/proc/stat", "/proc/net/dev", "/proc/diskstats",
+					     "/proc/self/status" };
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct hitel_procfile *f = hitel_procfile_open(files[i]);
+		const char *buf;
+		size_t len, len2;
+
+		ck_assert_ptr_nonnull(f);
+		ck_assert_int_eq(hitel_procfile_read(f, &buf, &len), 0);
+		ck_assert_uint_gt(len, 0);
+		ck_assert_uint_eq(strlen(buf), len);
+		ck_assert_int_eq(hitel_procfile_read(f, &buf, &len2), 0);
+		ck_assert_uint_gt(len2, 0);
+		hitel_procfile_free(f);
+	}
+}
+END_TEST
+
+START_TEST(test_parse_u64)
+{
+	const char *p = "  42 18446744073709551615 18446744073709551616 x";
+	uint64_t v;
+
+	ck_assert_int_eq(hitel_parse_u64(&p, &v), 0);
+	ck_assert_uint_eq(v, 42);
+	ck_assert_int_eq(hitel_parse_u64(&p, &v), 0);
+	ck_assert_uint_eq(v, UINT64_MAX);
+	ck_assert_int_eq(hitel_parse_u64(&p, &v), -ERANGE);
+	p = " x";
+	ck_assert_int_eq(hitel_parse_u64(&p, &v), -EINVAL);
+	ck_assert_str_eq(p, " x");
+}
+END_TEST
+
+START_TEST(test_next_line)
+{
+	const char *s = "a\nb\n";
+	const char *p = hitel_next_line(s);
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(*p, 'b');
+	ck_assert_ptr_null(hitel_next_line(p));
+	ck_assert_ptr_null(hitel_next_line("no newline"));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("procfile");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_read_grows_and_rereads);
+	tcase_add_test(tc, test_open_missing);
+	tcase_add_test(tc, test_real_proc_files);
+	tcase_add_test(tc, test_parse_u64);
+	tcase_add_test(tc, test_next_line);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return tu_run(suite());
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+#include "testutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#ifndef TOP_SRCDIR
+#define TOP_SRCDIR "."
+#endif
+
+int tu_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+char *tu_fixture(const char *rel)
+{
+	const char *base = getenv("HITEL_FIXTURES");
+	char *out;
+
+	if (!base || !*base)
+		base = TOP_SRCDIR "/tests/fixtures";
+	if (asprintf(&out, "%s/%s", base, rel) < 0)
+		abort();
+	return out;
+}
+
+char *tu_tmpdir(void)
+{
+	char tmpl[] = "/tmp/hitel-test-XXXXXX";
+
+	ck_assert_ptr_nonnull(mkdtemp(tmpl));
+	return strdup(tmpl);
+}
+
+static void mkparents(char *path)
+{
+	char *p;
+
+	for (p = path + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(path, 0755);
+			*p = '/';
+		}
+	}
+}
+
+void tu_write(const char *dir, const char *rel, const char *content)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	mkparents(path);
+	f = fopen(path, "w");
+	ck_assert_msg(f != NULL, "cannot write %s: %s", path, strerror(errno));
+	fputs(content, f);
+	fclose(f);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void tu_rmtree(const char *dir)
+{
+	if (dir)
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct hitel_engine *tu_engine(const char *sampler, const char *root)
+{
+	struct hitel_engine *e;
+	char err[256] = "";
+
+	hitel_log_set_level(HITEL_LOG_WARNING);
+	e = hitel_engine_new();
+	ck_assert_ptr_nonnull(e);
+	if (root)
+		ck_assert_msg(hitel_engine_set(e, "root", root, err, sizeof(err)) == 0, "root: %s",
+			      err);
+	if (sampler)
+		ck_assert_msg(hitel_engine_sampler_add(e, sampler) != NULL, "sampler %s: %s",
+			      sampler, strerror(errno));
+	return e;
+}
+
+const struct hitel_point *tu_point(const struct hitel_snapshot *snap, const char *family,
+				   const char *labels)
+{
+	const struct hitel_point *p = hitel_snapshot_find(snap, family, labels);
+
+	ck_assert_msg(p != NULL, "series %s{%s} missing from snapshot", family, labels);
+	return p;
+}
+
+uint64_t tu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared helpers for the Check suites. */
+#ifndef HITEL_TESTUTIL_H
+#define HITEL_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "registry.h"
+
+/* Run one suite; returns the process exit status (0 when all passed).
+ * Output goes through Check's TAP writer when CK_TAP_LOG_FILE_NAME is set
+ * (make check sets it to "-" so every test case is counted). */
+int tu_run(Suite *s);
+
+/* Absolute path of a fixture: $HITEL_FIXTURES or TOP_SRCDIR/tests/fixtures,
+ * joined with rel. Static buffer per call site is not needed: returns a
+ * malloc'd string the caller frees. */
+char *tu_fixture(const char *rel);
+
+/* Make a temporary directory tree for synthetic procfs roots; returns a
+ * malloc'd path. tu_write() writes a file under it, creating parents. */
+char *tu_tmpdir(void);
+void tu_write(const char *dir, const char *rel, const char *content);
+void tu_rmtree(const char *dir);
+
+/* An engine with only `sampler` added, root at `root` (NULL: "/"), log
+ * quiet below WARNING. Fails the test on error. */
+struct hitel_engine *tu_engine(const char *sampler, const char *root);
+
+/* Point lookup in a snapshot that fails the test with a clear message when
+ * the series is missing. labels as for hitel_snapshot_find. */
+const struct hitel_point *tu_point(const struct hitel_snapshot *snap, const char *family,
+				   const char *labels);
+
+/* Monotonic ns. */
+uint64_t tu_now(void);
+
+#endif
