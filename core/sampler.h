@@ -34,9 +34,12 @@ struct hitel_sampler_ops {
 	int default_enabled;
 	/* Bytes of zeroed private state, reached through hitel_sampler_priv(). */
 	size_t priv_size;
-	/* Sampler-specific option (the engine handles "rate", "include",
-	 * "exclude" itself). Return 0, -ENOENT for an unknown key, -EINVAL for
-	 * a bad value with a message in err. May be NULL. Called before init. */
+	/* Validate a sampler-specific option (the engine handles "rate",
+	 * "include", "exclude" itself). Return 0, -ENOENT for an unknown key,
+	 * -EINVAL for a bad value with a message in err. May be NULL. Called
+	 * before init. The engine stores accepted values; init() reads them
+	 * with hitel_sampler_values()/hitel_sampler_value(), because priv is
+	 * zeroed before every init (a retried init starts clean). */
 	int (*option)(struct hitel_sampler *s, const char *key, const char *value, char *err,
 		      size_t errlen);
 	int (*init)(struct hitel_sampler *s);

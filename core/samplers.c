@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The table of built-in samplers: adding a sampler adds one line here. */
+#include "config.h"
+
 #include <string.h>
 
 #include "sampler.h"
@@ -14,6 +16,9 @@ extern const struct hitel_sampler_ops hitel_sampler_scheduler;
 extern const struct hitel_sampler_ops hitel_sampler_pressure;
 extern const struct hitel_sampler_ops hitel_sampler_process;
 extern const struct hitel_sampler_ops hitel_sampler_self;
+#ifdef HITEL_WITH_PERF
+extern const struct hitel_sampler_ops hitel_sampler_perf;
+#endif
 
 const struct hitel_sampler_ops *const hitel_builtin_samplers[] = {
 	&hitel_sampler_cpu,
@@ -26,6 +31,9 @@ const struct hitel_sampler_ops *const hitel_builtin_samplers[] = {
 	&hitel_sampler_pressure,
 	&hitel_sampler_process,
 	&hitel_sampler_self,
+#ifdef HITEL_WITH_PERF
+	&hitel_sampler_perf,
+#endif
 	NULL,
 };
 

@@ -1,0 +1,49 @@
+#!/bin/sh
+# CPU per second at 100 Hz with the default samplers, as ratios against
+# baselines measured in the same run:
+#   (a) a bare loop reading the same files at the same rates (goal <= 1.2x)
+#   (b) collectd 5.12 with its cpu, disk, interface, memory and load plugins
+#       at Interval 0.01 (goal: hitel >= 10x cheaper)
+# Usage: bench_engine.sh path/to/bench_engine [SECONDS]
+set -eu
+bin=$1
+secs=${2:-20}
+hz=$(getconf CLK_TCK)
+
+engine=$("$bin" engine "$secs" | awk '{print $2}')
+bare=$("$bin" bare "$secs" 2>/dev/null | awk '{print $2}')
+
+if ! command -v collectd >/dev/null 2>&1; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq collectd-core >/dev/null
+fi
+tmp=$(mktemp -d)
+cat >"$tmp/c.conf" <<CONF
+Interval 0.01
+BaseDir "$tmp"
+PIDFile "$tmp/pid"
+PluginDir "/usr/lib/collectd"
+TypesDB "/usr/share/collectd/types.db"
+LoadPlugin cpu
+LoadPlugin disk
+LoadPlugin interface
+LoadPlugin memory
+LoadPlugin load
+CONF
+collectd -f -C "$tmp/c.conf" >"$tmp/log" 2>&1 &
+pid=$!
+sleep 2
+t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+sleep "$secs"
+t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+kill "$pid"; wait "$pid" 2>/dev/null || true
+rm -rf "$tmp"
+collectd=$(echo "$t0 $t1 $hz $secs" | awk '{printf "%.5f", ($2-$1)/$3/$4}')
+
+awk -v e="$engine" -v b="$bare" -v c="$collectd" 'BEGIN {
+	printf "%-52s %8s\n", "process at 100 Hz", "CPU %"
+	printf "%-52s %8.2f\n", "hitel engine, default samplers", e * 100
+	printf "%-52s %8.2f\n", "bare loop reading the same files", b * 100
+	printf "%-52s %8.2f\n", "collectd cpu,disk,interface,memory,load @ 0.01 s", c * 100
+	printf "ratio engine / bare loop:   %.2f (goal <= 1.2)\n", e / b
+	printf "ratio collectd / engine:    %.1f (goal >= 10)\n", c / e
+}'
