@@ -8,7 +8,6 @@
  *   bracketed: read the kernel, run the sampler, read the kernel again; when
  *   both kernel reads agree, the sampler must have seen exactly that value.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -168,23 +169,25 @@ START_TEST(test_network_bytes_exact)
 }
 END_TEST
 
-/* The first whole disk that is not loop/ram/zram, e.g. "vda". */
-static void find_disk(char *name, size_t len)
+/* The whole disk holding path: /sys/dev/block/MAJ:MIN links into
+ * .../block/<disk>[/<partition>]. */
+static void disk_of(const char *path, char *name, size_t len)
 {
-	DIR *d = opendir("/sys/block");
-	struct dirent *de;
+	char link[64], target[512], *slash;
+	struct stat st;
+	ssize_t n;
 
-	ck_assert_ptr_nonnull(d);
-	name[0] = '\0';
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.' || !strncmp(de->d_name, "loop", 4) ||
-		    !strncmp(de->d_name, "ram", 3) || !strncmp(de->d_name, "zram", 4))
-			continue;
-		snprintf(name, len, "%s", de->d_name);
-		break;
-	}
-	closedir(d);
-	ck_assert_msg(name[0], "no disk in /sys/block");
+	ck_assert_int_eq(stat(path, &st), 0);
+	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(st.st_dev), minor(st.st_dev));
+	n = readlink(link, target, sizeof(target) - 1);
+	ck_assert_msg(n > 0, "%s: %s", link, strerror(errno));
+	target[n] = '\0';
+	slash = strstr(target, "/block/");
+	ck_assert_ptr_nonnull(slash);
+	slash += 7;
+	if (strchr(slash, '/')) /* a partition: keep the disk */
+		*strchr(slash, '/') = '\0';
+	snprintf(name, len, "%s", slash);
 }
 
 static uint64_t proc_disk_reads(const char *dev)
@@ -208,18 +211,17 @@ static uint64_t proc_disk_reads(const char *dev)
 	return 0;
 }
 
-static void direct_reads(const char *dev, int n)
+/* O_DIRECT reads of a file on disk: each one reaches the device. */
+static void direct_reads(const char *path, int n)
 {
-	char path[64];
 	void *buf;
 	int fd, i;
 
-	snprintf(path, sizeof(path), "/dev/%s", dev);
 	fd = open(path, O_RDONLY | O_DIRECT);
 	ck_assert_msg(fd >= 0, "open %s O_DIRECT: %s", path, strerror(errno));
 	ck_assert_int_eq(posix_memalign(&buf, 4096, 4096), 0);
 	for (i = 0; i < n; i++)
-		ck_assert_int_eq(pread(fd, buf, 4096, (off_t)(i * 7 + 3) * 4096 * 13), 4096);
+		ck_assert_int_eq(pread(fd, buf, 4096, (off_t)((i * 7) % 256) * 4096), 4096);
 	free(buf);
 	close(fd);
 }
@@ -227,17 +229,24 @@ static void direct_reads(const char *dev, int n)
 START_TEST(test_disk_ops_exact)
 {
 	struct hitel_engine *e = tu_engine("disk", NULL);
-	char dev[64], lab[96];
-	int tries, matched = 0;
+	char dev[256], lab[300], file[] = "/var/tmp/hitel-accuracy-XXXXXX";
+	int tries, matched = 0, fd = mkstemp(file), i;
 	uint64_t first = 0;
+	static char block[4096];
 
-	find_disk(dev, sizeof(dev));
+	/* A 1 MiB file on the root disk, flushed, then read with O_DIRECT. */
+	ck_assert_int_ge(fd, 0);
+	for (i = 0; i < 256; i++)
+		ck_assert_int_eq(write(fd, block, sizeof(block)), sizeof(block));
+	ck_assert_int_eq(fsync(fd), 0);
+	close(fd);
+	disk_of(file, dev, sizeof(dev));
 	snprintf(lab, sizeof(lab), "device=%s,op=read", dev);
 	for (tries = 0; tries < 50 && matched < 3; tries++) {
 		struct hitel_snapshot *snap;
 		uint64_t before, after, v;
 
-		direct_reads(dev, 20);
+		direct_reads(file, 20);
 		before = proc_disk_reads(dev);
 		ck_assert_int_eq(hitel_engine_run_once(e, tu_now()), 0);
 		after = proc_disk_reads(dev);
@@ -253,7 +262,9 @@ START_TEST(test_disk_ops_exact)
 	}
 	ck_assert_msg(matched == 3, "%s never quiet for a bracketed read", dev);
 	/* Our own direct reads went through the counter. */
+	direct_reads(file, 40);
 	ck_assert_uint_ge(proc_disk_reads(dev) - first, 40);
+	unlink(file);
 	hitel_engine_free(e);
 }
 END_TEST
