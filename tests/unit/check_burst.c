@@ -184,12 +184,13 @@ START_TEST(test_cpu_burst)
 		self.mean / 1e9);
 	ck_assert_msg(self.max >= 0.8e9, "self max %.3f CPU < 0.8", self.max / 1e9);
 	ck_assert_msg(self.mean < 0.1e9, "self mean %.3f CPU >= 0.1", self.mean / 1e9);
-	/* The same burst through /proc/stat, quantised to ticks but visible. */
+	/* The same burst through /proc/stat, quantised to ticks but visible.
+	 * Machine-wide, so other processes add to it: only the max is
+	 * asserted; the mean is printed (on an idle machine it is ~0.03). */
 	window_stats(w, "cpu/usage", "state=user", &sys);
 	fprintf(stderr, "cpu burst (/proc/stat user): window max %.3f CPU, mean %.3f CPU\n",
 		sys.max / 1e9, sys.mean / 1e9);
 	ck_assert_msg(sys.max >= 0.8e9, "cpu/usage user max %.3f CPU < 0.8", sys.max / 1e9);
-	ck_assert_msg(sys.mean < 0.1e9, "cpu/usage user mean %.3f CPU >= 0.1", sys.mean / 1e9);
 	hitel_snapshot_free(a);
 	hitel_snapshot_free(b);
 	hitel_snapshot_free(w);
