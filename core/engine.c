@@ -1,0 +1,1297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The oversampling engine (see engine.h for the contracts).
+ *
+ * Scheduling: engine tick k is due at start + floor(k * 1e9 / sample_rate);
+ * a sampler with rate r has its own deadlines start + floor(j * 1e9 / r) and
+ * runs on the first tick whose scheduled time has reached its next deadline.
+ * Deadlines are absolute, so wake-up jitter never accumulates into drift.
+ * A thread that wakes a period or more late counts every deadline that has
+ * passed as missed and sleeps until the next future one: a burst of catch-up
+ * reads would record rates over near-zero intervals, which is noise.
+ *
+ * Locks, always taken in this order and never the other way round:
+ *   registry lock  -> status_lock   (a sampler read updates its status)
+ *   window_lock and run_lock are never held together with another lock,
+ *   so a reader computing a window never delays a sampler read.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_setname_np */
+#endif
+#include "engine.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "hist.h"
+#include "log.h"
+
+#define NS_PER_S 1000000000ULL
+/* A file a sampler needs may appear later (a module loaded, a disk
+ * attached): retry a failed init now and then, not at the sampling rate. */
+#define INIT_RETRY_NS (10 * NS_PER_S)
+#define READ_RETRY_NS NS_PER_S
+#define REFUSED_EVERY_NS NS_PER_S
+#define REASON_LEN 256
+
+#define DEFAULT_SAMPLE_RATE 100u
+#define MAX_SAMPLE_RATE 1000u
+#define DEFAULT_RATE_GROUPING 5u
+#define DEFAULT_HIST_GROUPING 7u
+#define MAX_GROUPING 10u
+#define DEFAULT_MAX_SERIES 1024u
+#define MAX_MAX_SERIES (1u << 20)
+
+enum sampler_state {
+	SAMPLER_NEW,	     /* init not tried yet */
+	SAMPLER_INIT_FAILED, /* fini done; init retried at retry_ns */
+	SAMPLER_READY,	     /* init succeeded; fini pending */
+};
+
+struct sampler_opt {
+	char *key;
+	char *value;
+};
+
+struct hitel_sampler {
+	const struct hitel_sampler_ops *ops;
+	void *priv;
+	struct hitel_engine *engine;
+
+	/* Configuration (before start). */
+	unsigned int rate_hz; /* "rate" option; 0: default */
+	struct sampler_opt *opts;
+	size_t nopts;
+
+	/* Engine thread (or the thread configuring the engine before start). */
+	enum sampler_state state;
+	int fail_called;
+	char fail_reason[REASON_LEN]; /* from the last hitel_sampler_fail() */
+	char logged[REASON_LEN];      /* last reason logged, so each is logged once */
+	int reported_up;	      /* last state given to the status callback */
+	uint64_t retry_ns;	      /* next init retry, or next read retry while down */
+	unsigned int run_hz;	      /* effective rate while the thread runs */
+	uint64_t next_j;	      /* index of the sampler's next own deadline */
+	struct hitel_series *up_series, *errors_series, *refresh_series;
+
+	/* Read by hitel_engine_sampler_status() from any thread: status_lock. */
+	int up;
+	char reason[REASON_LEN];
+	uint64_t reads, errors;
+};
+
+/* Snapshots are immutable once taken; several windows share one. */
+struct snap_ref {
+	struct hitel_snapshot *snap;
+	unsigned int refs;
+};
+
+struct window {
+	uint64_t len;
+	uint64_t boundary; /* last realtime multiple of len seen */
+	int armed;	   /* boundary holds a value */
+	int pending;	   /* crossed a boundary on this tick */
+	struct snap_ref *prev, *cur;
+};
+
+struct hitel_engine {
+	struct hitel_registry *reg;
+
+	unsigned int sample_rate;
+	char *root; /* without trailing '/': "" for "/" */
+	unsigned int rate_g, hist_g, max_series;
+
+	struct hitel_sampler **samplers;
+	size_t nsamplers;
+	int prepared; /* registry defaults applied, engine self-metrics exist */
+
+	pthread_t thread;
+	int running;
+	pthread_mutex_t run_lock;
+	pthread_cond_t run_cond; /* on CLOCK_MONOTONIC */
+	int stopping;		 /* under run_lock */
+	uint64_t start_ns;
+
+	uint64_t missed; /* atomic: read from any thread */
+	uint64_t last_refused_ns;
+	struct hitel_series *missed_series, *lateness_series;
+	struct hitel_family *refused_fam;
+
+	pthread_mutex_t status_lock;
+	hitel_status_fn status_fn;
+	void *status_ctx;
+
+	pthread_mutex_t window_lock;
+	struct window **windows;
+	size_t nwindows;
+};
+
+static const struct hitel_family_desc up_desc = {
+	.name = "hitel/sampler/up",
+	.help = "1 while the sampler works, 0 while it is disabled or failing.",
+	.unit = "",
+	.kind = HITEL_KIND_GAUGE,
+	.flags = HITEL_FAMILY_NO_HIST,
+};
+
+static const struct hitel_family_desc errors_desc = {
+	.name = "hitel/sampler/errors",
+	.help = "Sampler reads that failed.",
+	.unit = "",
+	.kind = HITEL_KIND_COUNTER,
+	.flags = HITEL_FAMILY_NO_HIST,
+};
+
+static const struct hitel_family_desc refresh_desc = {
+	.name = "hitel/sampler/refresh/time",
+	.help = "Time one sampler read takes.",
+	.unit = "seconds",
+	.scale = -9,
+	.kind = HITEL_KIND_HISTOGRAM,
+};
+
+static const struct hitel_family_desc missed_desc = {
+	.name = "hitel/engine/missed",
+	.help = "Sampling deadlines the engine thread slept through.",
+	.unit = "",
+	.kind = HITEL_KIND_COUNTER,
+	.flags = HITEL_FAMILY_NO_HIST,
+};
+
+static const struct hitel_family_desc lateness_desc = {
+	.name = "hitel/engine/lateness",
+	.help = "How late the engine thread woke up after each deadline.",
+	.unit = "seconds",
+	.scale = -9,
+	.kind = HITEL_KIND_HISTOGRAM,
+};
+
+static const struct hitel_family_desc refused_desc = {
+	.name = "hitel/registry/refused",
+	.help = "Series refused because their family reached max_series.",
+	.unit = "",
+	.kind = HITEL_KIND_COUNTER,
+	.flags = HITEL_FAMILY_NO_HIST,
+};
+
+/* ---- time ----------------------------------------------------------------- */
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t hitel_now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t hitel_realtime_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
+}
+
+/* floor(k * 1e9 / hz) without overflow for any k a process reaches. */
+static uint64_t deadline_offset(uint64_t k, unsigned int hz)
+{
+	return (k / hz) * NS_PER_S + ((k % hz) * NS_PER_S) / hz;
+}
+
+/* The last k with deadline_offset(k, hz) <= off. The exact quotient can
+ * fall one short because deadline_offset() rounds down. */
+static uint64_t deadline_index(uint64_t off, unsigned int hz)
+{
+	uint64_t k = (off / NS_PER_S) * hz + ((off % NS_PER_S) * hz) / NS_PER_S;
+
+	while (deadline_offset(k + 1, hz) <= off)
+		k++;
+	return k;
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Strict unsigned decimal in [min, max]: no sign, no blanks, no suffix. */
+static int parse_uint(const char *value, unsigned long min, unsigned long max,
+		      unsigned int *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!value || *value < '0' || *value > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static void errstr(int err, char *buf, size_t len)
+{
+	/* strerror() is not thread-safe for every value; the GNU strerror_r
+	 * may return a static string instead of filling buf. */
+	const char *s = strerror_r(err, buf, len);
+
+	if (s != buf)
+		snprintf(buf, len, "%s", s);
+}
+
+static unsigned int effective_rate(const struct hitel_sampler *s)
+{
+	const struct hitel_engine *e = s->engine;
+	unsigned int hz = s->rate_hz ? s->rate_hz : s->ops->default_hz;
+
+	if (!hz || hz > e->sample_rate)
+		hz = e->sample_rate;
+	return hz;
+}
+
+/* ---- sampler accessors ---------------------------------------------------- */
+
+void *hitel_sampler_priv(struct hitel_sampler *s)
+{
+	return s->priv;
+}
+
+const char *hitel_sampler_name(const struct hitel_sampler *s)
+{
+	return s->ops->name;
+}
+
+struct hitel_registry *hitel_sampler_registry(struct hitel_sampler *s)
+{
+	return s->engine->reg;
+}
+
+const char *hitel_sampler_path(const struct hitel_sampler *s, const char *rel, char *buf,
+			       size_t len)
+{
+	int n;
+
+	if (!rel || !buf || !len)
+		return NULL;
+	n = snprintf(buf, len, "%s%s%s", s->engine->root, rel[0] == '/' ? "" : "/", rel);
+	if (n < 0 || (size_t)n >= len)
+		return NULL;
+	return buf;
+}
+
+/* Log a reason at WARNING unless it is the one logged last. */
+static void reason_log(struct hitel_sampler *s, const char *reason)
+{
+	if (strcmp(s->logged, reason) == 0)
+		return;
+	snprintf(s->logged, sizeof(s->logged), "%s", reason);
+	hitel_log(HITEL_LOG_WARNING, s->ops->name, "%s", reason);
+}
+
+void hitel_sampler_fail(struct hitel_sampler *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->fail_reason, sizeof(s->fail_reason), fmt, ap);
+	va_end(ap);
+	s->fail_called = 1;
+	reason_log(s, s->fail_reason);
+}
+
+void hitel_sampler_log(const struct hitel_sampler *s, enum hitel_log_level level,
+		       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hitel_vlog(level, s->ops->name, fmt, ap);
+	va_end(ap);
+}
+
+int hitel_sampler_match(const struct hitel_sampler *s, const char *name)
+{
+	int have_include = 0, included = 0;
+	size_t i;
+
+	for (i = 0; i < s->nopts; i++) {
+		if (strcmp(s->opts[i].key, "include") != 0)
+			continue;
+		have_include = 1;
+		if (fnmatch(s->opts[i].value, name, 0) == 0) {
+			included = 1;
+			break;
+		}
+	}
+	if (have_include && !included)
+		return 0;
+	for (i = 0; i < s->nopts; i++)
+		if (strcmp(s->opts[i].key, "exclude") == 0 &&
+		    fnmatch(s->opts[i].value, name, 0) == 0)
+			return 0;
+	return 1;
+}
+
+size_t hitel_sampler_values(const struct hitel_sampler *s, const char *key)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->nopts; i++)
+		if (strcmp(s->opts[i].key, key) == 0)
+			n++;
+	return n;
+}
+
+const char *hitel_sampler_value(const struct hitel_sampler *s, const char *key, size_t i)
+{
+	size_t j;
+
+	for (j = 0; j < s->nopts; j++) {
+		if (strcmp(s->opts[j].key, key) != 0)
+			continue;
+		if (i-- == 0)
+			return s->opts[j].value;
+	}
+	return NULL;
+}
+
+/* ---- engine life cycle ---------------------------------------------------- */
+
+struct hitel_engine *hitel_engine_new(void)
+{
+	struct hitel_engine *e = calloc(1, sizeof(*e));
+	pthread_condattr_t ca;
+	int err = 0;
+
+	if (!e)
+		return NULL;
+	e->sample_rate = DEFAULT_SAMPLE_RATE;
+	e->rate_g = DEFAULT_RATE_GROUPING;
+	e->hist_g = DEFAULT_HIST_GROUPING;
+	e->max_series = DEFAULT_MAX_SERIES;
+	e->root = strdup("");
+	e->reg = hitel_registry_new();
+	if (!e->root || !e->reg) {
+		err = ENOMEM;
+		goto fail_alloc;
+	}
+	err = pthread_condattr_init(&ca);
+	if (err)
+		goto fail_alloc;
+	err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!err)
+		err = pthread_cond_init(&e->run_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (err)
+		goto fail_alloc;
+	pthread_mutex_init(&e->run_lock, NULL);
+	pthread_mutex_init(&e->status_lock, NULL);
+	pthread_mutex_init(&e->window_lock, NULL);
+	return e;
+
+fail_alloc:
+	hitel_registry_free(e->reg);
+	free(e->root);
+	free(e);
+	errno = err;
+	return NULL;
+}
+
+static void sampler_free(struct hitel_sampler *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->nopts; i++) {
+		free(s->opts[i].key);
+		free(s->opts[i].value);
+	}
+	free(s->opts);
+	free(s->priv);
+	free(s);
+}
+
+static void snap_unref(struct snap_ref *r)
+{
+	if (r && --r->refs == 0) {
+		hitel_snapshot_free(r->snap);
+		free(r);
+	}
+}
+
+void hitel_engine_free(struct hitel_engine *e)
+{
+	size_t i;
+
+	if (!e)
+		return;
+	hitel_engine_stop(e);
+	hitel_registry_lock(e->reg);
+	for (i = 0; i < e->nsamplers; i++) {
+		struct hitel_sampler *s = e->samplers[i];
+
+		if (s->state == SAMPLER_READY && s->ops->fini)
+			s->ops->fini(s);
+		s->state = SAMPLER_NEW;
+	}
+	hitel_registry_unlock(e->reg);
+	for (i = 0; i < e->nsamplers; i++)
+		sampler_free(e->samplers[i]);
+	free(e->samplers);
+	for (i = 0; i < e->nwindows; i++) {
+		snap_unref(e->windows[i]->prev);
+		snap_unref(e->windows[i]->cur);
+		free(e->windows[i]);
+	}
+	free(e->windows);
+	hitel_registry_free(e->reg);
+	pthread_cond_destroy(&e->run_cond);
+	pthread_mutex_destroy(&e->run_lock);
+	pthread_mutex_destroy(&e->status_lock);
+	pthread_mutex_destroy(&e->window_lock);
+	free(e->root);
+	free(e);
+}
+
+struct hitel_registry *hitel_engine_registry(struct hitel_engine *e)
+{
+	return e->reg;
+}
+
+/* ---- options -------------------------------------------------------------- */
+
+static int set_root(struct hitel_engine *e, const char *value, char *err, size_t errlen)
+{
+	size_t n;
+	char *root;
+
+	if (!value || value[0] != '/') {
+		seterr(err, errlen, "root: expected an absolute path, got '%s'",
+		       value ? value : "");
+		return -EINVAL;
+	}
+	n = strlen(value);
+	if (n >= PATH_MAX / 2) {
+		seterr(err, errlen, "root: path longer than %d bytes", PATH_MAX / 2);
+		return -EINVAL;
+	}
+	/* Stored without trailing slashes so that root + "/proc/stat" is a
+	 * clean path ("/" becomes ""). */
+	while (n > 0 && value[n - 1] == '/')
+		n--;
+	root = strndup(value, n);
+	if (!root) {
+		seterr(err, errlen, "root: out of memory");
+		return -ENOMEM;
+	}
+	free(e->root);
+	e->root = root;
+	return 0;
+}
+
+int hitel_engine_set(struct hitel_engine *e, const char *key, const char *value, char *err,
+		     size_t errlen)
+{
+	static const struct {
+		const char *key;
+		unsigned long min, max;
+		size_t off;
+		int before_init; /* only before samplers are initialised */
+#define OFF(f) offsetof(struct hitel_engine, f)
+	} uints[] = {
+		{ "sample_rate", 1, MAX_SAMPLE_RATE, OFF(sample_rate), 0 },
+		{ "rate_grouping_power", 0, MAX_GROUPING, OFF(rate_g), 1 },
+		{ "hist_grouping_power", 0, MAX_GROUPING, OFF(hist_g), 1 },
+		{ "max_series", 1, MAX_MAX_SERIES, OFF(max_series), 1 },
+	};
+#undef OFF
+	size_t i;
+
+	if (!e || !key) {
+		seterr(err, errlen, "missing option name");
+		return -EINVAL;
+	}
+	if (e->running) {
+		seterr(err, errlen, "%s: cannot change while the engine runs", key);
+		return -EBUSY;
+	}
+	if (strcmp(key, "root") == 0) {
+		if (e->prepared) {
+			seterr(err, errlen, "root: cannot change after samplers started");
+			return -EBUSY;
+		}
+		return set_root(e, value, err, errlen);
+	}
+	for (i = 0; i < sizeof(uints) / sizeof(uints[0]); i++) {
+		unsigned int v;
+
+		if (strcmp(key, uints[i].key) != 0)
+			continue;
+		if (parse_uint(value, uints[i].min, uints[i].max, &v) < 0) {
+			seterr(err, errlen, "%s: expected an integer in %lu..%lu, got '%s'", key,
+			       uints[i].min, uints[i].max, value ? value : "");
+			return -EINVAL;
+		}
+		if (uints[i].before_init && e->prepared) {
+			seterr(err, errlen, "%s: cannot change after samplers started", key);
+			return -EBUSY;
+		}
+		*(unsigned int *)((char *)e + uints[i].off) = v;
+		return 0;
+	}
+	seterr(err, errlen, "unknown option '%s'", key);
+	return -ENOENT;
+}
+
+static int opt_store(struct hitel_sampler *s, const char *key, const char *value)
+{
+	struct sampler_opt *opts, *o;
+
+	opts = realloc(s->opts, (s->nopts + 1) * sizeof(*opts));
+	if (!opts)
+		return -ENOMEM;
+	s->opts = opts;
+	o = &opts[s->nopts];
+	o->key = strdup(key);
+	o->value = strdup(value);
+	if (!o->key || !o->value) {
+		free(o->key);
+		free(o->value);
+		return -ENOMEM;
+	}
+	s->nopts++;
+	return 0;
+}
+
+int hitel_sampler_set(struct hitel_sampler *s, const char *key, const char *value, char *err,
+		      size_t errlen)
+{
+	struct hitel_engine *e;
+	const char *name;
+	int ret;
+
+	if (!s || !key || !value) {
+		seterr(err, errlen, "missing option name or value");
+		return -EINVAL;
+	}
+	e = s->engine;
+	name = s->ops->name;
+	if (e->running) {
+		seterr(err, errlen, "%s: cannot change sampler '%s' while the engine runs", key,
+		       name);
+		return -EBUSY;
+	}
+	if (strcmp(key, "rate") == 0) {
+		unsigned int hz;
+
+		if (parse_uint(value, 1, e->sample_rate, &hz) < 0) {
+			seterr(err, errlen,
+			       "rate: expected an integer in 1..%u (the sample_rate) for sampler "
+			       "'%s', got '%s'",
+			       e->sample_rate, name, value);
+			return -EINVAL;
+		}
+		s->rate_hz = hz;
+	} else if (strcmp(key, "include") == 0 || strcmp(key, "exclude") == 0) {
+		if (!*value) {
+			seterr(err, errlen, "%s: empty pattern for sampler '%s'", key, name);
+			return -EINVAL;
+		}
+	} else {
+		ret = s->ops->option ? s->ops->option(s, key, value, err, errlen) : -ENOENT;
+		if (ret == -ENOENT) {
+			seterr(err, errlen, "unknown option '%s' for sampler '%s'", key, name);
+			return -ENOENT;
+		}
+		if (ret < 0) {
+			if (err && errlen && !*err)
+				seterr(err, errlen, "%s: bad value '%s' for sampler '%s'", key,
+				       value, name);
+			return ret;
+		}
+	}
+	ret = opt_store(s, key, value);
+	if (ret < 0)
+		seterr(err, errlen, "%s: out of memory", key);
+	return ret;
+}
+
+/* ---- samplers ------------------------------------------------------------- */
+
+struct hitel_sampler *hitel_engine_sampler_add_ops(struct hitel_engine *e,
+						   const struct hitel_sampler_ops *ops)
+{
+	struct hitel_sampler **arr, *s;
+	size_t i;
+
+	if (!e || !ops || !ops->name || !*ops->name) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (i = 0; i < e->nsamplers; i++) {
+		if (e->samplers[i]->ops == ops)
+			return e->samplers[i];
+		/* The name is the {sampler} label: two owners would mix data. */
+		if (strcmp(e->samplers[i]->ops->name, ops->name) == 0) {
+			errno = EEXIST;
+			return NULL;
+		}
+	}
+	if (e->running) {
+		errno = EBUSY;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->ops = ops;
+	s->engine = e;
+	s->state = SAMPLER_NEW;
+	s->up = 0;
+	s->reported_up = 1;
+	snprintf(s->reason, sizeof(s->reason), "not started");
+	if (ops->priv_size) {
+		s->priv = calloc(1, ops->priv_size);
+		if (!s->priv)
+			goto fail;
+	}
+	pthread_mutex_lock(&e->status_lock);
+	arr = realloc(e->samplers, (e->nsamplers + 1) * sizeof(*arr));
+	if (arr) {
+		e->samplers = arr;
+		arr[e->nsamplers++] = s;
+	}
+	pthread_mutex_unlock(&e->status_lock);
+	if (!arr)
+		goto fail;
+	return s;
+
+fail:
+	sampler_free(s);
+	errno = ENOMEM;
+	return NULL;
+}
+
+struct hitel_sampler *hitel_engine_sampler_add(struct hitel_engine *e, const char *name)
+{
+	const struct hitel_sampler_ops *ops;
+	size_t i;
+
+	if (!e || !name) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (i = 0; i < e->nsamplers; i++)
+		if (strcmp(e->samplers[i]->ops->name, name) == 0)
+			return e->samplers[i];
+	ops = hitel_sampler_ops_find(name);
+	if (!ops) {
+		errno = ENOENT;
+		return NULL;
+	}
+	return hitel_engine_sampler_add_ops(e, ops);
+}
+
+int hitel_engine_add_defaults(struct hitel_engine *e)
+{
+	size_t i;
+
+	for (i = 0; hitel_builtin_samplers[i]; i++) {
+		if (!hitel_builtin_samplers[i]->default_enabled)
+			continue;
+		if (!hitel_engine_sampler_add_ops(e, hitel_builtin_samplers[i]))
+			return -errno;
+	}
+	return 0;
+}
+
+size_t hitel_engine_sampler_count(const struct hitel_engine *e)
+{
+	return e->nsamplers;
+}
+
+static void status_fill(const struct hitel_sampler *s, struct hitel_sampler_status *st)
+{
+	st->name = s->ops->name;
+	st->up = s->up;
+	snprintf(st->reason, sizeof(st->reason), "%s", s->up ? "" : s->reason);
+	st->rate_hz = effective_rate(s);
+	st->reads = s->reads;
+	st->errors = s->errors;
+}
+
+int hitel_engine_sampler_status(struct hitel_engine *e, size_t i,
+				struct hitel_sampler_status *st)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&e->status_lock);
+	if (i >= e->nsamplers)
+		err = -ERANGE;
+	else
+		status_fill(e->samplers[i], st);
+	pthread_mutex_unlock(&e->status_lock);
+	return err;
+}
+
+void hitel_engine_on_status(struct hitel_engine *e, hitel_status_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&e->status_lock);
+	e->status_fn = fn;
+	e->status_ctx = ctx;
+	pthread_mutex_unlock(&e->status_lock);
+}
+
+uint64_t hitel_engine_missed(const struct hitel_engine *e)
+{
+	return __atomic_load_n(&e->missed, __ATOMIC_RELAXED);
+}
+
+/* Give an up/down transition to the status callback. Call without the
+ * registry lock: the callback may take its own locks (collectd, net-snmp). */
+static void status_notify(struct hitel_engine *e, struct hitel_sampler *s)
+{
+	struct hitel_sampler_status st;
+	hitel_status_fn fn;
+	void *ctx;
+
+	pthread_mutex_lock(&e->status_lock);
+	if (s->up == s->reported_up) {
+		pthread_mutex_unlock(&e->status_lock);
+		return;
+	}
+	s->reported_up = s->up;
+	fn = e->status_fn;
+	ctx = e->status_ctx;
+	status_fill(s, &st);
+	pthread_mutex_unlock(&e->status_lock);
+	if (fn)
+		fn(&st, ctx);
+}
+
+/* Mark down with the sampler's own reason, or one made from err. */
+static void sampler_down(struct hitel_sampler *s, const char *what, int err, int count_error)
+{
+	char reason[REASON_LEN], msg[128];
+
+	if (s->fail_called) {
+		snprintf(reason, sizeof(reason), "%s", s->fail_reason);
+	} else {
+		errstr(err, msg, sizeof(msg));
+		snprintf(reason, sizeof(reason), "%s failed: %s", what, msg);
+		reason_log(s, reason);
+	}
+	pthread_mutex_lock(&s->engine->status_lock);
+	s->up = 0;
+	snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	if (count_error)
+		s->errors++;
+	pthread_mutex_unlock(&s->engine->status_lock);
+}
+
+static void sampler_up(struct hitel_sampler *s)
+{
+	int was_down;
+
+	pthread_mutex_lock(&s->engine->status_lock);
+	was_down = !s->up && s->reported_up == 0;
+	s->up = 1;
+	s->reason[0] = '\0';
+	pthread_mutex_unlock(&s->engine->status_lock);
+	if (was_down)
+		hitel_sampler_log(s, HITEL_LOG_NOTICE, "working again");
+	/* A later failure with the same reason is news again. */
+	s->logged[0] = '\0';
+}
+
+/* Self-metrics of one sampler. Registry lock held. */
+static void sampler_metrics(struct hitel_sampler *s, uint64_t t_ns)
+{
+	hitel_series_gauge(s->up_series, (uint64_t)s->up, t_ns);
+	hitel_series_counter(s->errors_series, s->errors, t_ns);
+}
+
+/* Registry lock held. */
+static void sampler_init(struct hitel_engine *e, struct hitel_sampler *s, uint64_t tick_ns)
+{
+	struct hitel_label l = { "sampler", s->ops->name };
+	int ret;
+
+	if (!s->up_series)
+		s->up_series = hitel_registry_series(e->reg, &up_desc, &l, 1);
+	if (!s->errors_series)
+		s->errors_series = hitel_registry_series(e->reg, &errors_desc, &l, 1);
+	if (!s->refresh_series)
+		s->refresh_series = hitel_registry_series(e->reg, &refresh_desc, &l, 1);
+
+	/* A retried init starts from the state a first init sees. */
+	if (s->priv)
+		memset(s->priv, 0, s->ops->priv_size);
+	s->fail_called = 0;
+	ret = s->ops->init ? s->ops->init(s) : 0;
+	if (ret < 0) {
+		sampler_down(s, "init", -ret, 0);
+		if (s->ops->fini)
+			s->ops->fini(s);
+		s->state = SAMPLER_INIT_FAILED;
+		s->retry_ns = tick_ns + INIT_RETRY_NS;
+	} else {
+		sampler_up(s);
+		s->state = SAMPLER_READY;
+		s->retry_ns = 0;
+	}
+	sampler_metrics(s, tick_ns);
+}
+
+/* Registry lock held. now_ns is given to read(); tick_ns is the scheduled
+ * time retries are counted from. */
+static void sampler_read(struct hitel_sampler *s, uint64_t now_ns, uint64_t tick_ns)
+{
+	uint64_t t0, t1;
+	int ret;
+
+	s->fail_called = 0;
+	t0 = hitel_now_ns();
+	ret = s->ops->read ? s->ops->read(s, now_ns) : 0;
+	t1 = hitel_now_ns();
+	if (s->refresh_series) {
+		hitel_hist_record(hitel_series_hist(s->refresh_series), t1 - t0);
+		hitel_series_touch(s->refresh_series, now_ns);
+	}
+	pthread_mutex_lock(&s->engine->status_lock);
+	s->reads++;
+	pthread_mutex_unlock(&s->engine->status_lock);
+	if (ret < 0) {
+		sampler_down(s, "read", -ret, 1);
+		s->retry_ns = tick_ns + READ_RETRY_NS;
+	} else if (!s->up) {
+		sampler_up(s);
+	}
+	sampler_metrics(s, now_ns);
+}
+
+/* Whether a READY sampler that is down may try again at tick_ns. */
+static int sampler_may_read(const struct hitel_sampler *s, uint64_t tick_ns)
+{
+	return s->up || tick_ns >= s->retry_ns;
+}
+
+/* Init (or retry init of) one sampler if its time has come, then notify. */
+static void sampler_maybe_init(struct hitel_engine *e, struct hitel_sampler *s,
+			       uint64_t tick_ns)
+{
+	if (s->state == SAMPLER_READY ||
+	    (s->state == SAMPLER_INIT_FAILED && tick_ns < s->retry_ns))
+		return;
+	hitel_registry_lock(e->reg);
+	sampler_init(e, s, tick_ns);
+	hitel_registry_unlock(e->reg);
+	status_notify(e, s);
+}
+
+/* Registry defaults and engine self-metrics, once; then init new samplers. */
+static void engine_prepare(struct hitel_engine *e, uint64_t now_ns)
+{
+	size_t i;
+	int err;
+
+	if (!e->prepared) {
+		hitel_registry_lock(e->reg);
+		err = hitel_registry_set_defaults(e->reg, e->max_series, e->rate_g, e->hist_g);
+		if (err < 0)
+			hitel_log(HITEL_LOG_WARNING, "engine",
+				  "registry defaults not applied: %s", strerror(-err));
+		e->missed_series = hitel_registry_series(e->reg, &missed_desc, NULL, 0);
+		e->lateness_series = hitel_registry_series(e->reg, &lateness_desc, NULL, 0);
+		e->refused_fam = hitel_registry_family(e->reg, &refused_desc);
+		hitel_registry_unlock(e->reg);
+		e->prepared = 1;
+	}
+	for (i = 0; i < e->nsamplers; i++)
+		if (e->samplers[i]->state == SAMPLER_NEW)
+			sampler_maybe_init(e, e->samplers[i], now_ns);
+}
+
+/* Registry lock held. */
+static void refused_update(struct hitel_engine *e, uint64_t t_ns)
+{
+	size_t i, n;
+
+	if (!e->refused_fam)
+		return;
+	n = hitel_registry_family_count(e->reg);
+	for (i = 0; i < n; i++) {
+		struct hitel_family *f = hitel_registry_family_at(e->reg, i);
+		uint64_t refused = f ? hitel_family_refused(f) : 0;
+		struct hitel_label l;
+
+		/* Only families that refused something: a series per family
+		 * would itself fill the cap on a large registry. */
+		if (!refused)
+			continue;
+		l.name = "family";
+		l.value = hitel_family_name(f);
+		hitel_series_counter(hitel_family_series(e->refused_fam, &l, 1), refused, t_ns);
+	}
+	e->last_refused_ns = t_ns;
+}
+
+/* Engine self-metrics after a tick. lateness_ns is recorded unless it is
+ * UINT64_MAX (no deadline: run_once). */
+static void engine_metrics(struct hitel_engine *e, uint64_t t_ns, uint64_t lateness_ns,
+			   int refused_now)
+{
+	hitel_registry_lock(e->reg);
+	hitel_series_counter(e->missed_series, hitel_engine_missed(e), t_ns);
+	if (lateness_ns != UINT64_MAX && e->lateness_series) {
+		hitel_hist_record(hitel_series_hist(e->lateness_series), lateness_ns);
+		hitel_series_touch(e->lateness_series, t_ns);
+	}
+	if (refused_now || t_ns - e->last_refused_ns >= REFUSED_EVERY_NS)
+		refused_update(e, t_ns);
+	hitel_registry_unlock(e->reg);
+}
+
+int hitel_engine_run_once(struct hitel_engine *e, uint64_t now_ns)
+{
+	size_t i;
+
+	if (!e)
+		return -EINVAL;
+	if (e->running)
+		return -EBUSY;
+	engine_prepare(e, now_ns);
+	for (i = 0; i < e->nsamplers; i++) {
+		struct hitel_sampler *s = e->samplers[i];
+
+		sampler_maybe_init(e, s, now_ns);
+		if (s->state != SAMPLER_READY || !sampler_may_read(s, now_ns))
+			continue;
+		hitel_registry_lock(e->reg);
+		sampler_read(s, now_ns, now_ns);
+		hitel_registry_unlock(e->reg);
+		status_notify(e, s);
+	}
+	engine_metrics(e, now_ns, UINT64_MAX, 1);
+	return 0;
+}
+
+/* ---- windows -------------------------------------------------------------- */
+
+int hitel_engine_window_add(struct hitel_engine *e, uint64_t len_ns)
+{
+	struct window **arr, *w;
+	size_t i;
+	int err = 0;
+
+	if (!e || len_ns == 0 || len_ns < NS_PER_S / e->sample_rate)
+		return -EINVAL;
+	pthread_mutex_lock(&e->window_lock);
+	for (i = 0; i < e->nwindows; i++)
+		if (e->windows[i]->len == len_ns)
+			goto out;
+	w = calloc(1, sizeof(*w));
+	arr = w ? realloc(e->windows, (e->nwindows + 1) * sizeof(*arr)) : NULL;
+	if (!arr) {
+		free(w);
+		err = -ENOMEM;
+		goto out;
+	}
+	w->len = len_ns;
+	e->windows = arr;
+	arr[e->nwindows++] = w;
+out:
+	pthread_mutex_unlock(&e->window_lock);
+	return err;
+}
+
+/* After a tick: snapshot once for all windows whose boundary was crossed. */
+static void windows_check(struct hitel_engine *e)
+{
+	uint64_t rt = hitel_realtime_ns();
+	struct snap_ref *ref = NULL;
+	struct hitel_snapshot *snap;
+	int any = 0;
+	size_t i;
+
+	pthread_mutex_lock(&e->window_lock);
+	for (i = 0; i < e->nwindows; i++) {
+		struct window *w = e->windows[i];
+		uint64_t b = rt / w->len * w->len;
+
+		if (!w->armed) {
+			w->armed = 1;
+			w->boundary = b;
+		} else if (b > w->boundary) {
+			w->boundary = b;
+			w->pending = 1;
+			any = 1;
+		}
+	}
+	pthread_mutex_unlock(&e->window_lock);
+	if (!any)
+		return;
+
+	/* Taken outside window_lock: the snapshot takes the registry lock. */
+	snap = hitel_registry_snapshot(e->reg, hitel_now_ns());
+	if (snap) {
+		ref = malloc(sizeof(*ref));
+		if (ref) {
+			ref->snap = snap;
+			ref->refs = 1; /* ours, dropped below */
+		} else {
+			hitel_snapshot_free(snap);
+		}
+	}
+	if (!ref)
+		hitel_log(HITEL_LOG_ERR, "engine", "window snapshot failed: out of memory");
+
+	pthread_mutex_lock(&e->window_lock);
+	for (i = 0; i < e->nwindows; i++) {
+		struct window *w = e->windows[i];
+
+		if (!w->pending)
+			continue;
+		w->pending = 0;
+		snap_unref(w->prev);
+		if (ref) {
+			w->prev = w->cur;
+			w->cur = ref;
+			ref->refs++;
+		} else {
+			/* A skipped rotation would make the next window twice as
+			 * long: serve none until two good snapshots exist. */
+			snap_unref(w->cur);
+			w->prev = w->cur = NULL;
+		}
+	}
+	if (ref)
+		snap_unref(ref);
+	pthread_mutex_unlock(&e->window_lock);
+}
+
+struct hitel_snapshot *hitel_engine_window(struct hitel_engine *e, uint64_t len_ns)
+{
+	struct snap_ref *prev = NULL, *cur = NULL;
+	struct hitel_snapshot *out;
+	int err = ENOENT;
+	size_t i;
+
+	pthread_mutex_lock(&e->window_lock);
+	for (i = 0; i < e->nwindows; i++) {
+		struct window *w = e->windows[i];
+
+		if (w->len != len_ns)
+			continue;
+		if (w->prev && w->cur) {
+			prev = w->prev;
+			cur = w->cur;
+			prev->refs++;
+			cur->refs++;
+		} else {
+			err = EAGAIN;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&e->window_lock);
+	if (!prev) {
+		errno = err;
+		return NULL;
+	}
+	/* Outside the lock: the engine thread may rotate meanwhile, and the
+	 * references keep these two alive. */
+	out = hitel_snapshot_delta(prev->snap, cur->snap);
+	err = errno;
+	pthread_mutex_lock(&e->window_lock);
+	snap_unref(prev);
+	snap_unref(cur);
+	pthread_mutex_unlock(&e->window_lock);
+	if (!out)
+		errno = err;
+	return out;
+}
+
+struct hitel_snapshot *hitel_engine_snapshot(struct hitel_engine *e)
+{
+	if (!e) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return hitel_registry_snapshot(e->reg, hitel_now_ns());
+}
+
+/* ---- the sampling thread -------------------------------------------------- */
+
+/* Sleep until the absolute monotonic deadline. Returns 1 when asked to stop. */
+static int wait_until(struct hitel_engine *e, uint64_t deadline_ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(deadline_ns / NS_PER_S),
+		.tv_nsec = (long)(deadline_ns % NS_PER_S),
+	};
+	int stop;
+
+	pthread_mutex_lock(&e->run_lock);
+	while (!e->stopping && hitel_now_ns() < deadline_ns)
+		pthread_cond_timedwait(&e->run_cond, &e->run_lock, &ts);
+	stop = e->stopping;
+	pthread_mutex_unlock(&e->run_lock);
+	return stop;
+}
+
+/* Run every sampler due at the tick scheduled at offset tick_off. */
+static void run_tick(struct hitel_engine *e, uint64_t tick_off)
+{
+	uint64_t tick_ns = e->start_ns + tick_off;
+	size_t i;
+
+	for (i = 0; i < e->nsamplers; i++) {
+		struct hitel_sampler *s = e->samplers[i];
+
+		if (deadline_offset(s->next_j, s->run_hz) > tick_off)
+			continue;
+		/* Next own deadline after this tick; deadlines slept through
+		 * are the engine's missed ones, not extra reads. */
+		s->next_j = deadline_index(tick_off, s->run_hz) + 1;
+
+		if (s->state != SAMPLER_READY) {
+			sampler_maybe_init(e, s, tick_ns);
+			if (s->state != SAMPLER_READY)
+				continue;
+		}
+		if (!sampler_may_read(s, tick_ns))
+			continue;
+		hitel_registry_lock(e->reg);
+		sampler_read(s, hitel_now_ns(), tick_ns);
+		hitel_registry_unlock(e->reg);
+		status_notify(e, s);
+	}
+}
+
+static void *engine_thread(void *arg)
+{
+	struct hitel_engine *e = arg;
+	unsigned int hz = e->sample_rate;
+	uint64_t k = 0;
+
+	/* Without this the default 50 us slack dominates wake-up lateness. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+	pthread_setname_np(pthread_self(), "hitel-engine");
+
+	for (;;) {
+		uint64_t deadline = e->start_ns + deadline_offset(k, hz);
+		uint64_t now, m;
+
+		if (wait_until(e, deadline))
+			break;
+		now = hitel_now_ns();
+		m = deadline_index(now - e->start_ns, hz);
+		if (m > k) {
+			/* A period or more late (a slow read, or the thread was
+			 * not scheduled): deadlines k..m are missed. Running them
+			 * now would read at near-zero intervals, so wait for the
+			 * next future one. */
+			__atomic_add_fetch(&e->missed, m - k + 1, __ATOMIC_RELAXED);
+			engine_metrics(e, now, now - deadline, 0);
+			windows_check(e);
+			k = m + 1;
+			continue;
+		}
+		run_tick(e, deadline_offset(k, hz));
+		engine_metrics(e, now, now - deadline, 0);
+		windows_check(e);
+		k++;
+	}
+	return NULL;
+}
+
+int hitel_engine_start(struct hitel_engine *e)
+{
+	sigset_t all, old;
+	uint64_t now;
+	size_t i;
+	int err;
+
+	if (!e)
+		return -EINVAL;
+	if (e->running)
+		return -EBUSY;
+	now = hitel_now_ns();
+	engine_prepare(e, now);
+
+	for (i = 0; i < e->nsamplers; i++) {
+		struct hitel_sampler *s = e->samplers[i];
+
+		s->run_hz = effective_rate(s);
+		if (s->rate_hz > e->sample_rate)
+			hitel_sampler_log(s, HITEL_LOG_WARNING,
+					  "rate %u Hz above sample_rate: using %u Hz", s->rate_hz,
+					  s->run_hz);
+		s->next_j = 0;
+	}
+	/* Snapshots from before a stop would make the next window span it. */
+	pthread_mutex_lock(&e->window_lock);
+	for (i = 0; i < e->nwindows; i++) {
+		struct window *w = e->windows[i];
+
+		snap_unref(w->prev);
+		snap_unref(w->cur);
+		w->prev = w->cur = NULL;
+		w->armed = 0;
+		w->pending = 0;
+	}
+	pthread_mutex_unlock(&e->window_lock);
+
+	e->start_ns = hitel_now_ns();
+	e->last_refused_ns = e->start_ns;
+	e->stopping = 0;
+	/* Signals belong to the application's threads, not to ours. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&e->thread, NULL, engine_thread, e);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		hitel_log(HITEL_LOG_ERR, "engine", "cannot start the sampling thread: %s",
+			  strerror(err));
+		return -err;
+	}
+	e->running = 1;
+	return 0;
+}
+
+void hitel_engine_stop(struct hitel_engine *e)
+{
+	if (!e || !e->running)
+		return;
+	pthread_mutex_lock(&e->run_lock);
+	e->stopping = 1;
+	pthread_cond_signal(&e->run_cond);
+	pthread_mutex_unlock(&e->run_lock);
+	pthread_join(e->thread, NULL);
+	e->running = 0;
+}
