@@ -7,12 +7,10 @@
  * goes down or comes back. docs/collectd.md is the reference for options and
  * for the value mapping.
  *
- * Threads. The engine runs its own sampling thread, created by plain
- * pthread_create inside libhitel, not by plugin_thread_create(). That thread
- * never calls collectd's dispatch functions: it only logs (plugin_log() does
- * not consult the plugin context; it formats and hands the line to the log
- * callbacks without switching context) and queues status changes under a
- * mutex. Everything that needs collectd's per-plugin context (the interval
+ * Threads. The engine's sampling thread is created through
+ * plugin_thread_create() (hitel_engine_set_thread_create), so it carries the
+ * plugin context. It still never calls collectd's dispatch functions: it only
+ * logs and queues status changes under a mutex. Everything that needs collectd's per-plugin context (the interval
  * of plugin_dispatch_values, notifications) runs on collectd's read thread
  * in hitel_read(), where the daemon has set our context. So the engine
  * thread needs no plugin context, and core/ stays free of collectd headers.
@@ -798,6 +796,15 @@ static void hc_free_all(void)
 	hc.qlen = 0;
 }
 
+/* The engine's sampling thread comes from collectd, so it carries the
+ * plugin's context (its log lines are attributed to "hitel") and shows as
+ * "hitel engine" in collectd's thread list. */
+static int hc_thread_create(pthread_t *thread, void *(*start)(void *), void *arg, void *ctx)
+{
+	(void)ctx;
+	return plugin_thread_create(thread, start, arg, "hitel engine") == 0 ? 0 : EAGAIN;
+}
+
 static int hitel_init(void)
 {
 	int rc;
@@ -824,6 +831,7 @@ static int hitel_init(void)
 		goto fail;
 	}
 	hitel_engine_on_status(hc.engine, hc_on_status, NULL);
+	hitel_engine_set_thread_create(hc.engine, hc_thread_create, NULL);
 
 	/* The engine blocks every signal in its thread: SIGTERM and SIGINT
 	 * keep going to collectd's threads. */

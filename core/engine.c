@@ -133,6 +133,9 @@ struct hitel_engine {
 	pthread_mutex_t window_lock;
 	struct window **windows;
 	size_t nwindows;
+
+	hitel_thread_create_fn thread_fn;
+	void *thread_ctx;
 };
 
 static const struct hitel_family_desc up_desc = {
@@ -759,6 +762,13 @@ int hitel_engine_sampler_status(struct hitel_engine *e, size_t i,
 	return err;
 }
 
+void hitel_engine_set_thread_create(struct hitel_engine *e, hitel_thread_create_fn fn,
+				    void *ctx)
+{
+	e->thread_fn = fn;
+	e->thread_ctx = ctx;
+}
+
 void hitel_engine_on_status(struct hitel_engine *e, hitel_status_fn fn, void *ctx)
 {
 	pthread_mutex_lock(&e->status_lock);
@@ -1273,7 +1283,13 @@ int hitel_engine_start(struct hitel_engine *e)
 	/* Signals belong to the application's threads, not to ours. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&e->thread, NULL, engine_thread, e);
+	if (e->thread_fn) {
+		err = e->thread_fn(&e->thread, engine_thread, e, e->thread_ctx);
+	} else {
+		err = pthread_create(&e->thread, NULL, engine_thread, e);
+		if (!err)
+			pthread_setname_np(e->thread, "hitel-engine");
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		hitel_log(HITEL_LOG_ERR, "engine", "cannot start the sampling thread: %s",

@@ -23,6 +23,7 @@
 #ifndef HITEL_ENGINE_H
 #define HITEL_ENGINE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -105,6 +106,16 @@ typedef void (*hitel_status_fn)(const struct hitel_sampler_status *st, void *ctx
 void hitel_engine_on_status(struct hitel_engine *e, hitel_status_fn fn, void *ctx);
 
 uint64_t hitel_engine_missed(const struct hitel_engine *e);
+
+/* Who creates the sampling thread: by default pthread_create, named
+ * "hitel-engine". A host with its own thread bookkeeping passes a function
+ * here before start (collectd: plugin_thread_create, which gives the thread
+ * the plugin's context and name). fn returns 0 or a positive errno, like
+ * pthread_create. NULL restores the default. */
+typedef int (*hitel_thread_create_fn)(pthread_t *thread, void *(*start)(void *), void *arg,
+				      void *ctx);
+void hitel_engine_set_thread_create(struct hitel_engine *e, hitel_thread_create_fn fn,
+				    void *ctx);
 
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in ns. */
 uint64_t hitel_now_ns(void);
