@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hiteld: runs the hitel engine and exposes it over HTTP (/metrics, /vars,
- * /vars.json, /health); the AgentX subagent joins later as one more
- * frontend (see "frontends" below).
+ * /vars.json, /health) and SNMP (HITEL-MIB, as an AgentX subagent of snmpd
+ * or as its own agent on a loopback port): two frontends, see "frontends".
  *
  * Threads: the main thread owns configuration and signals (all of SIGINT,
  * SIGTERM, SIGHUP are blocked everywhere and taken with sigwaitinfo, so no
  * async handler runs); the engine has its sampling thread; libmicrohttpd runs
- * a small pool. HTTP threads only read snapshots and the exporter options,
+ * a small pool; the SNMP agent has one thread that makes every net-snmp call. HTTP threads only read snapshots and the exporter options,
  * which a reload replaces under `lock`.
  *
  * Reload (SIGHUP): the file is parsed and applied to a scratch engine first;
@@ -18,6 +18,8 @@
  * restart is needed and keeps running as it is, rather than resetting every
  * series behind the scrapers' back.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -33,6 +35,9 @@
 
 #include <microhttpd.h>
 
+#ifdef HITEL_WITH_SNMP
+#include "agentx.h"
+#endif
 #include "conffile.h"
 #include "engine.h"
 #include "export.h"
@@ -61,7 +66,14 @@ struct daemon_opts {
 	char listen[256];
 	int http;
 	uint64_t window_ns;
+	/* SNMP: join an AgentX master (agentx, agentx_socket) or answer SNMP
+	 * ourselves (snmp_listen); both read the snmp_cache window. */
+	int agentx;
 	char agentx_socket[256];
+	char snmp_listen[128];
+	char snmp_community[64];
+	char snmp_trap_sink[128];
+	unsigned int snmp_cache_ms;
 	enum hitel_log_level log_level;
 };
 
@@ -82,6 +94,9 @@ struct hiteld {
 	struct daemon_opts opts;
 	struct shared_window *window;
 	struct MHD_Daemon *mhd;
+	/* Set and cleared by the main thread, read by the engine's status
+	 * callback: atomic. */
+	struct hitel_agentx *agentx;
 };
 
 /* One configuration, loaded but not running. */
@@ -239,12 +254,40 @@ static int daemon_key(const char *key, const char *value, char *err, size_t errl
 		}
 		return 0;
 	}
-	if (strcmp(key, "agentx_socket") == 0) {
-		if (!*value || strlen(value) >= sizeof(o->agentx_socket)) {
+	if (strcmp(key, "agentx") == 0) {
+		if (hitel_parse_bool(value, &o->agentx) < 0) {
+			snprintf(err, errlen, "'%s' is not a boolean", value);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (strcmp(key, "agentx_socket") == 0 || strcmp(key, "snmp_listen") == 0 ||
+	    strcmp(key, "snmp_community") == 0 || strcmp(key, "snmp_trap_sink") == 0) {
+		char *dst = key[0] == 'a'   ? o->agentx_socket
+			    : key[5] == 'l' ? o->snmp_listen
+			    : key[5] == 'c' ? o->snmp_community
+					    : o->snmp_trap_sink;
+		size_t cap = key[0] == 'a'   ? sizeof(o->agentx_socket)
+			     : key[5] == 'l' ? sizeof(o->snmp_listen)
+			     : key[5] == 'c' ? sizeof(o->snmp_community)
+					     : sizeof(o->snmp_trap_sink);
+
+		if (!*value || strlen(value) >= cap) {
 			snprintf(err, errlen, "empty or too long");
 			return -EINVAL;
 		}
-		snprintf(o->agentx_socket, sizeof(o->agentx_socket), "%s", value);
+		snprintf(dst, cap, "%s", value);
+		return 0;
+	}
+	if (strcmp(key, "snmp_cache") == 0) {
+		char *end;
+		double sec = strtod(value, &end);
+
+		if (end == value || *end || !(sec >= 1.0) || sec > 3600.0) {
+			snprintf(err, errlen, "'%s' is not a number of seconds in 1..3600", value);
+			return -EINVAL;
+		}
+		o->snmp_cache_ms = (unsigned int)llround(sec * 1000.0);
 		return 0;
 	}
 	if (strcmp(key, "log_level") == 0) {
@@ -281,6 +324,8 @@ static int load(const char *path, struct loaded *l)
 	l->opts.http = 1;
 	l->opts.window_ns = DEFAULT_WINDOW_NS;
 	l->opts.log_level = HITEL_LOG_INFO;
+	l->opts.agentx = 1;
+	l->opts.snmp_cache_ms = 5000;
 	l->engine = hitel_engine_new();
 	l->config = hitel_config_new();
 	if (!l->engine || !l->config) {
@@ -589,6 +634,76 @@ static void http_frontend_reload(struct hiteld *d, const struct daemon_opts *old
 		hitel_log(HITEL_LOG_ERR, "http", "HTTP is down until the next reload");
 }
 
+#ifdef HITEL_WITH_SNMP
+/*
+ * SNMP frontend. By default hiteld joins the AgentX master at net-snmp's
+ * default socket and, when there is none, keeps retrying quietly (the
+ * subagent connects when snmpd appears): an agent on a host without snmpd is
+ * normal. With snmp_listen it is an SNMP agent of its own instead. net-snmp
+ * cannot be initialised twice in a process, so a reload that changes these
+ * options asks for a restart.
+ */
+static int snmp_frontend_start(struct hiteld *d)
+{
+	struct hitel_agentx_opts o = { 0 };
+	struct hitel_agentx *a;
+
+	if (!d->opts.agentx && !d->opts.snmp_listen[0])
+		return 0;
+	o.socket = d->opts.agentx_socket[0] ? d->opts.agentx_socket : NULL;
+	o.listen = d->opts.snmp_listen[0] ? d->opts.snmp_listen : NULL;
+	o.community = d->opts.snmp_community[0] ? d->opts.snmp_community : NULL;
+	o.trap_sink = d->opts.snmp_trap_sink[0] ? d->opts.snmp_trap_sink : NULL;
+	o.cache_ms = d->opts.snmp_cache_ms;
+	o.export = &d->export;
+	a = hitel_agentx_start(d->engine, &o);
+	if (!a) {
+		int err = errno;
+
+		/* Asked for explicitly: fail like a listener that cannot bind.
+		 * The default AgentX join only warns: HTTP keeps working. */
+		hitel_log(o.listen ? HITEL_LOG_ERR : HITEL_LOG_WARNING, "snmp",
+			  "SNMP frontend not started: %s", strerror(err));
+		return o.listen ? -err : 0;
+	}
+	__atomic_store_n(&d->agentx, a, __ATOMIC_RELEASE);
+	hitel_log(HITEL_LOG_NOTICE, "snmp", "%s %s", o.listen ? "SNMP agent on" : "AgentX subagent of",
+		  o.listen ? o.listen : (o.socket ? o.socket : "the default master socket"));
+	return 0;
+}
+
+static void snmp_frontend_stop(struct hiteld *d)
+{
+	struct hitel_agentx *a = __atomic_exchange_n(&d->agentx, NULL, __ATOMIC_ACQ_REL);
+
+	hitel_agentx_stop(a);
+}
+
+static void snmp_frontend_reload(struct hiteld *d, const struct daemon_opts *old)
+{
+	if (old->agentx != d->opts.agentx || strcmp(old->agentx_socket, d->opts.agentx_socket) ||
+	    strcmp(old->snmp_listen, d->opts.snmp_listen) ||
+	    strcmp(old->snmp_community, d->opts.snmp_community) ||
+	    strcmp(old->snmp_trap_sink, d->opts.snmp_trap_sink) ||
+	    old->snmp_cache_ms != d->opts.snmp_cache_ms)
+		hitel_log(HITEL_LOG_WARNING, "snmp",
+			  "SNMP options changed: restart hiteld to apply them");
+}
+#endif
+
+/* Sampler down/up: the engine logs it; SNMP pollers get a trap. */
+static void on_sampler_status(const struct hitel_sampler_status *st, void *ctx)
+{
+#ifdef HITEL_WITH_SNMP
+	struct hiteld *d = ctx;
+
+	hitel_agentx_sampler_status(__atomic_load_n(&d->agentx, __ATOMIC_ACQUIRE), st);
+#else
+	(void)st;
+	(void)ctx;
+#endif
+}
+
 static const struct frontend {
 	const char *name;
 	int (*start)(struct hiteld *d);
@@ -596,6 +711,9 @@ static const struct frontend {
 	void (*reload)(struct hiteld *d, const struct daemon_opts *old);
 } frontends[] = {
     {"http", http_frontend_start, http_frontend_stop, http_frontend_reload},
+#ifdef HITEL_WITH_SNMP
+    {"snmp", snmp_frontend_start, snmp_frontend_stop, snmp_frontend_reload},
+#endif
 };
 
 #define NFRONTENDS (sizeof(frontends) / sizeof(frontends[0]))
@@ -629,7 +747,14 @@ static void reload(struct hiteld *d)
 	snprintf(d->opts.listen, sizeof(d->opts.listen), "%s", l.opts.listen);
 	d->opts.http = l.opts.http;
 	d->opts.log_level = l.opts.log_level;
-	snprintf(d->opts.agentx_socket, sizeof(d->opts.agentx_socket), "%s", l.opts.agentx_socket);
+	/* Recorded so the SNMP frontend can tell they changed (it cannot
+	 * apply them without a restart). */
+	d->opts.agentx = l.opts.agentx;
+	d->opts.snmp_cache_ms = l.opts.snmp_cache_ms;
+	memcpy(d->opts.agentx_socket, l.opts.agentx_socket, sizeof(d->opts.agentx_socket));
+	memcpy(d->opts.snmp_listen, l.opts.snmp_listen, sizeof(d->opts.snmp_listen));
+	memcpy(d->opts.snmp_community, l.opts.snmp_community, sizeof(d->opts.snmp_community));
+	memcpy(d->opts.snmp_trap_sink, l.opts.snmp_trap_sink, sizeof(d->opts.snmp_trap_sink));
 	pthread_mutex_unlock(&d->lock);
 	hitel_log_set_level(d->opts.log_level);
 	loaded_free(&l);
@@ -959,10 +1084,12 @@ int main(int argc, char **argv)
 		ret = run_once_mode(&d, once) < 0;
 		goto cleanup;
 	}
-	if (d.opts.agentx_socket[0])
+#ifndef HITEL_WITH_SNMP
+	if (d.opts.snmp_listen[0] || d.opts.agentx_socket[0])
 		hitel_log(HITEL_LOG_WARNING, "hiteld",
-			  "agentx_socket is set but this hiteld has no AgentX subagent yet");
-
+			  "SNMP options set but hiteld was built without SNMP (--disable-snmp)");
+#endif
+	hitel_engine_on_status(d.engine, on_sampler_status, &d);
 	if (hitel_engine_start(d.engine) < 0) {
 		hitel_log(HITEL_LOG_ERR, "hiteld", "cannot start the engine");
 		goto cleanup;
