@@ -60,7 +60,7 @@ static void discover(const struct hitel_sampler_ops *ops, unsigned int engine_hz
 	hitel_engine_sampler_status(e, 0, &st);
 	d = opendir("/proc/self/fd");
 	while (d && (de = readdir(d)) && nfiles < MAXF) {
-		char link[64], target[256];
+		char link[300], target[256];
 		ssize_t n;
 
 		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
