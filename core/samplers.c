@@ -19,6 +19,13 @@ extern const struct hitel_sampler_ops hitel_sampler_self;
 #ifdef HITEL_WITH_PERF
 extern const struct hitel_sampler_ops hitel_sampler_perf;
 #endif
+#ifdef HITEL_WITH_BPF
+extern const struct hitel_sampler_ops hitel_sampler_bpf_runqueue;
+extern const struct hitel_sampler_ops hitel_sampler_bpf_block;
+extern const struct hitel_sampler_ops hitel_sampler_bpf_syscall;
+extern const struct hitel_sampler_ops hitel_sampler_bpf_irq;
+extern const struct hitel_sampler_ops hitel_sampler_bpf_tcp;
+#endif
 
 const struct hitel_sampler_ops *const hitel_builtin_samplers[] = {
 	&hitel_sampler_cpu,
@@ -33,6 +40,13 @@ const struct hitel_sampler_ops *const hitel_builtin_samplers[] = {
 	&hitel_sampler_self,
 #ifdef HITEL_WITH_PERF
 	&hitel_sampler_perf,
+#endif
+#ifdef HITEL_WITH_BPF
+	&hitel_sampler_bpf_runqueue,
+	&hitel_sampler_bpf_block,
+	&hitel_sampler_bpf_syscall,
+	&hitel_sampler_bpf_irq,
+	&hitel_sampler_bpf_tcp,
 #endif
 	NULL,
 };
