@@ -301,6 +301,9 @@ static int daemon_key(const char *key, const char *value, char *err, size_t errl
 	return -ENOENT;
 }
 
+/* -x on the command line: overrides agentx_socket of any config, reloads too. */
+static const char *cli_agentx_socket;
+
 static void loaded_free(struct loaded *l)
 {
 	hitel_engine_free(l->engine);
@@ -357,6 +360,9 @@ static int load(const char *path, struct loaded *l)
 	ret = hitel_config_apply(l->config, &t, err, sizeof(err));
 	if (parsed)
 		ret = parsed;
+	if (cli_agentx_socket)
+		snprintf(l->opts.agentx_socket, sizeof(l->opts.agentx_socket), "%s",
+			 cli_agentx_socket);
 	if (!ret && l->opts.window_ns == DEFAULT_WINDOW_NS)
 		ret = hitel_engine_window_add(l->engine, DEFAULT_WINDOW_NS);
 cleanup:
@@ -971,10 +977,12 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: hiteld [OPTION]...\n"
-		"Sample Linux counters at high rate and serve them over HTTP.\n\n"
+		"Sample Linux counters at high rate and serve them over HTTP and SNMP.\n\n"
 		"  -c, --config FILE   read the configuration from FILE (default: the embedded\n"
 		"                      default: default samplers, HTTP on %s)\n"
 		"  -t, --check-config  check the configuration, then exit 0 (valid) or 1\n"
+		"  -x, --agentx-socket ADDR  AgentX master to join (overrides agentx_socket;\n"
+		"                      default /var/agentx/master)\n"
 		"      --once[=SECS]   sample for SECS seconds (default 1), print a snapshot\n"
 		"                      with rate histograms, exit\n"
 		"  -f, --foreground    stay in the foreground (the default; for systemd)\n"
@@ -1001,7 +1009,8 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
 	    {"once", optional_argument, NULL, 'O'},   {"foreground", no_argument, NULL, 'f'},
 	    {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"version", no_argument, NULL, 'V'},      {"agentx-socket", required_argument, NULL, 'x'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct hiteld d;
 	struct loaded l;
@@ -1011,13 +1020,20 @@ int main(int argc, char **argv)
 	size_t i;
 
 	memset(&d, 0, sizeof(d));
-	while ((opt = getopt_long(argc, argv, "c:tfvhV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tx:fvhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			d.config_path = optarg;
 			break;
 		case 't':
 			check = 1;
+			break;
+		case 'x':
+			if (!*optarg || strlen(optarg) >= sizeof(d.opts.agentx_socket)) {
+				fprintf(stderr, "hiteld: -x: empty or too long\n");
+				return 2;
+			}
+			cli_agentx_socket = optarg;
 			break;
 		case 'O': {
 			char *end;

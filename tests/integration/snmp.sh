@@ -447,9 +447,10 @@ hiteld=${HITEL_HITELD:-$builddir/hiteld}
 if [ -x "$hiteld" ]; then
 	hport=$(free_port)
 	cp /proc/stat "$tmp/root/proc/stat"
-	printf 'listen = 127.0.0.1:%s\nagentx_socket = unix:%s\nsnmp_cache = 1\nroot = %s\nsamplers = cpu\n' \
-		"$hport" "$sock" "$tmp/root" >"$tmp/hiteld.conf"
-	"$hiteld" -c "$tmp/hiteld.conf" >>"$tmp/hiteld.log" 2>&1 &
+	# The file names a wrong socket: -x on the command line overrides it.
+	printf 'listen = 127.0.0.1:%s\nagentx_socket = unix:%s/nowhere\nsnmp_cache = 1\nroot = %s\nsamplers = cpu\n' \
+		"$hport" "$tmp" "$tmp/root" >"$tmp/hiteld.conf"
+	"$hiteld" -c "$tmp/hiteld.conf" -x "unix:$sock" >>"$tmp/hiteld.log" 2>&1 &
 	hiteld_pid=$!
 	pids="$pids $hiteld_pid"
 	check "hiteld joins the AgentX master: its sampler table shows cpu up" wait_for 10 cpu_up up
