@@ -50,7 +50,7 @@ bail() {
 # ---- prerequisites ------------------------------------------------------------
 
 missing=""
-for pkg in collectd-core collectd-utils libmicrohttpd12 libprotobuf-c1; do
+for pkg in collectd-core collectd-utils libmicrohttpd12 libprotobuf-c1 libcap2-bin; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then
@@ -246,6 +246,31 @@ EOF
 } >"$tmp/down.conf"
 start down
 down_pid=$cpid
+
+# ---- 3b. the "nocap" instance: collectd without the BPF capabilities -------------
+# As when collectd runs as a service without CAP_BPF/CAP_PERFMON: the eBPF
+# samplers must fail alone, with the reason, while the others report.
+
+nocap_bpf=""
+grep -aq "bpf_runqueue" "$so" && nocap_bpf='"bpf_runqueue" "bpf_block"'
+{
+	conf_head nocap
+	cat <<EOF
+LoadPlugin csv
+<Plugin csv>
+  DataDir "$tmp/nocap/csv"
+</Plugin>
+LoadPlugin hitel
+<Plugin hitel>
+  SampleRate 100
+  Samplers "cpu" "memory" $nocap_bpf
+</Plugin>
+EOF
+} >"$tmp/nocap.conf"
+capsh --drop=cap_bpf,cap_perfmon,cap_sys_admin -- -c \
+	"exec '$COLLECTD' -f -C '$tmp/nocap.conf'" >"$tmp/nocap/stdout" 2>&1 &
+nocap_pid=$!
+pids="$pids $nocap_pid"
 
 # ---- 4. the main instance -------------------------------------------------------
 
@@ -595,6 +620,29 @@ recovered() {
 	csv_files down pressure-cpu-some total_time_in_ms-stall >/dev/null
 }
 check "values of the recovered sampler appear" wait_for 5 recovered
+
+# ---- the "nocap" instance -------------------------------------------------------------
+
+nocap_failure() {
+	grep "Notification: severity = FAILURE" "$tmp/nocap/log" 2>/dev/null |
+		grep "plugin_instance = bpf_runqueue" | grep -q "CAP_BPF"
+}
+if [ -z "$nocap_bpf" ]; then
+	ok "without CAP_BPF: eBPF samplers fail alone # SKIP eBPF samplers not built (--disable-bpf)"
+elif wait_for 10 nocap_failure; then
+	ok "without CAP_BPF/CAP_PERFMON: bpf_runqueue is down with the reason (FAILURE notification)"
+else
+	not_ok "without CAP_BPF/CAP_PERFMON: bpf_runqueue is down with the reason" \
+		"$(grep -i 'notif\|bpf' "$tmp/nocap/log" | head -5)"
+fi
+nocap_others() {
+	local f
+	f=$(csv_files nocap cpu-user total_time_in_ms-usage) || return 1
+	[ "$(wc -l <$f)" -ge 3 ] && csv_files nocap memory bytes-total >/dev/null
+}
+check "without CAP_BPF/CAP_PERFMON: cpu and memory keep reporting" wait_for 10 nocap_others
+stop "$nocap_pid"
+check "without CAP_BPF/CAP_PERFMON: collectd exits 0" [ "$stop_rc" -eq 0 ]
 
 # ---- shutdown ----------------------------------------------------------------------
 
