@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "procfile.h"
 #include "registry.h"
 
 struct hitel_sampler;
@@ -71,6 +72,15 @@ int hitel_sampler_match(const struct hitel_sampler *s, const char *name);
  * sampler-specific lists such as process names): count, and i-th value. */
 size_t hitel_sampler_values(const struct hitel_sampler *s, const char *key);
 const char *hitel_sampler_value(const struct hitel_sampler *s, const char *key, size_t i);
+
+/* Open <root><rel> (e.g. "/proc/stat") as a kept-open procfile. On failure
+ * the reason ("cannot open PATH: ...") is recorded with hitel_sampler_fail
+ * and -errno returned, ready to return from init(). */
+int hitel_sampler_open(struct hitel_sampler *s, const char *rel, struct hitel_procfile **out);
+/* hitel_procfile_read with the failure recorded as the sampler's reason
+ * ("cannot read PATH: ..."). Returns 0 or -errno. */
+int hitel_sampler_read(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
+		       size_t *len);
 
 /* Built-in samplers (core/samplers.c), NULL-terminated. */
 extern const struct hitel_sampler_ops *const hitel_builtin_samplers[];

@@ -216,7 +216,6 @@ static int cpu_option(struct hitel_sampler *s, const char *key, const char *valu
 static int cpu_init(struct hitel_sampler *s)
 {
 	struct cpu_priv *p = hitel_sampler_priv(s);
-	char path[PATH_MAX];
 	size_t n;
 	long hz;
 	int err;
@@ -229,16 +228,9 @@ static int cpu_init(struct hitel_sampler *s)
 	p->hz = (uint64_t)hz;
 	n = hitel_sampler_values(s, "percpu");
 	p->percpu = n ? parse_bool(hitel_sampler_value(s, "percpu", n - 1)) == 1 : 0;
-	if (!hitel_sampler_path(s, "/proc/stat", path, sizeof(path))) {
-		hitel_sampler_fail(s, "path too long for /proc/stat");
-		return -ENAMETOOLONG;
-	}
-	p->stat = hitel_procfile_open(path);
-	if (!p->stat) {
-		err = errno;
-		hitel_sampler_fail(s, "cannot open %s: %s", path, strerror(err));
-		return -err;
-	}
+	err = hitel_sampler_open(s, "/proc/stat", &p->stat);
+	if (err < 0)
+		return err;
 	return 0;
 }
 
@@ -280,12 +272,9 @@ static int cpu_read(struct hitel_sampler *s, uint64_t now_ns)
 	unsigned int i, recorded = 0;
 	int err;
 
-	err = hitel_procfile_read(p->stat, &buf, &len);
-	if (err < 0) {
-		hitel_sampler_fail(s, "cannot read %s: %s", hitel_procfile_path(p->stat),
-				   strerror(-err));
+	err = hitel_sampler_read(s, p->stat, &buf, &len);
+	if (err < 0)
 		return err;
-	}
 	err = parse_stat(buf, len, p->percpu, &p->parsed);
 	if (err < 0) {
 		hitel_sampler_fail(s, "parsing %s: %s", hitel_procfile_path(p->stat),

@@ -307,16 +307,9 @@ static int disk_init(struct hitel_sampler *s)
 	char path[PATH_MAX];
 	int err;
 
-	if (!hitel_sampler_path(s, DISKSTATS, path, sizeof(path))) {
-		hitel_sampler_fail(s, "path too long for %s", DISKSTATS);
-		return -ENAMETOOLONG;
-	}
-	p->f = hitel_procfile_open(path);
-	if (!p->f) {
-		err = errno;
-		hitel_sampler_fail(s, "cannot open %s: %s", path, strerror(err));
-		return -err;
-	}
+	err = hitel_sampler_open(s, DISKSTATS, &p->f);
+	if (err < 0)
+		return err;
 	p->default_excludes = hitel_sampler_values(s, "include") == 0;
 	if (!hitel_sampler_path(s, "/sys/block", path, sizeof(path)) ||
 	    access(path, F_OK) != 0) {
@@ -336,12 +329,9 @@ static int disk_read(struct hitel_sampler *s, uint64_t now_ns)
 	size_t len, hint = 0;
 	int err, good = 0, bad = 0;
 
-	err = hitel_procfile_read(p->f, &buf, &len);
-	if (err) {
-		hitel_sampler_fail(s, "cannot read %s: %s", hitel_procfile_path(p->f),
-				   strerror(-err));
+	err = hitel_sampler_read(s, p->f, &buf, &len);
+	if (err < 0)
 		return err;
-	}
 	if (++p->gen == 0) /* 0 marks a new entry: never a current generation */
 		p->gen = 1;
 	for (line = buf; line; line = hitel_next_line(line)) {

@@ -266,16 +266,9 @@ static int memory_init(struct hitel_sampler *s)
 	char path[PATH_MAX];
 	int err;
 
-	if (!hitel_sampler_path(s, "/proc/meminfo", path, sizeof(path))) {
-		hitel_sampler_fail(s, "path too long for /proc/meminfo");
-		return -ENAMETOOLONG;
-	}
-	p->meminfo = hitel_procfile_open(path);
-	if (!p->meminfo) {
-		err = errno;
-		hitel_sampler_fail(s, "cannot open %s: %s", path, strerror(err));
-		return -err;
-	}
+	err = hitel_sampler_open(s, "/proc/meminfo", &p->meminfo);
+	if (err < 0)
+		return err;
 	if (hitel_sampler_path(s, "/proc/vmstat", path, sizeof(path))) {
 		p->vmstat = hitel_procfile_open(path);
 		if (!p->vmstat)
@@ -328,12 +321,9 @@ static int memory_read(struct hitel_sampler *s, uint64_t now_ns)
 	unsigned int i;
 	int err;
 
-	err = hitel_procfile_read(p->meminfo, &buf, &len);
-	if (err < 0) {
-		hitel_sampler_fail(s, "cannot read %s: %s", hitel_procfile_path(p->meminfo),
-				   strerror(-err));
+	err = hitel_sampler_read(s, p->meminfo, &buf, &len);
+	if (err < 0)
 		return err;
-	}
 	parse_meminfo(buf, len, &m);
 	if (!m.found) {
 		hitel_sampler_fail(s, "no known field in %s", hitel_procfile_path(p->meminfo));

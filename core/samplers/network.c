@@ -290,19 +290,11 @@ static void ifs_prune(struct net_priv *p)
 static int net_init(struct hitel_sampler *s)
 {
 	struct net_priv *p = hitel_sampler_priv(s);
-	char path[PATH_MAX];
 	int err;
 
-	if (!hitel_sampler_path(s, NETDEV, path, sizeof(path))) {
-		hitel_sampler_fail(s, "path too long for %s", NETDEV);
-		return -ENAMETOOLONG;
-	}
-	p->f = hitel_procfile_open(path);
-	if (!p->f) {
-		err = errno;
-		hitel_sampler_fail(s, "cannot open %s: %s", path, strerror(err));
-		return -err;
-	}
+	err = hitel_sampler_open(s, NETDEV, &p->f);
+	if (err < 0)
+		return err;
 	return 0;
 }
 
@@ -315,11 +307,9 @@ static int net_read(struct hitel_sampler *s, uint64_t now_ns)
 	size_t len, hint = 0;
 	int err, good = 0, bad = 0;
 
-	err = hitel_procfile_read(p->f, &buf, &len);
-	if (err) {
-		hitel_sampler_fail(s, "cannot read %s: %s", path, strerror(-err));
+	err = hitel_sampler_read(s, p->f, &buf, &len);
+	if (err < 0)
 		return err;
-	}
 	/* Line 1 names the sections, line 2 the columns. */
 	line = hitel_next_line(buf);
 	if (!line) {

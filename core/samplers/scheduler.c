@@ -187,43 +187,14 @@ static void parse_loadavg(const char *buf, size_t len, struct sched_load *ld)
 	ld->ok = 1;
 }
 
-static int open_file(struct hitel_sampler *s, const char *rel, struct hitel_procfile **out)
-{
-	char path[PATH_MAX];
-	int err;
-
-	if (!hitel_sampler_path(s, rel, path, sizeof(path))) {
-		hitel_sampler_fail(s, "path too long for %s", rel);
-		return -ENAMETOOLONG;
-	}
-	*out = hitel_procfile_open(path);
-	if (!*out) {
-		err = errno;
-		hitel_sampler_fail(s, "cannot open %s: %s", path, strerror(err));
-		return -err;
-	}
-	return 0;
-}
-
 static int sched_init(struct hitel_sampler *s)
 {
 	struct sched_priv *p = hitel_sampler_priv(s);
 	int err;
 
-	err = open_file(s, "/proc/stat", &p->stat);
+	err = hitel_sampler_open(s, "/proc/stat", &p->stat);
 	if (err == 0)
-		err = open_file(s, "/proc/loadavg", &p->loadavg);
-	return err;
-}
-
-static int read_file(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
-		     size_t *len)
-{
-	int err = hitel_procfile_read(f, buf, len);
-
-	if (err < 0)
-		hitel_sampler_fail(s, "cannot read %s: %s", hitel_procfile_path(f),
-				   strerror(-err));
+		err = hitel_sampler_open(s, "/proc/loadavg", &p->loadavg);
 	return err;
 }
 
@@ -238,11 +209,11 @@ static int sched_read(struct hitel_sampler *s, uint64_t now_ns)
 	unsigned int i;
 	int err;
 
-	err = read_file(s, p->stat, &buf, &len);
+	err = hitel_sampler_read(s, p->stat, &buf, &len);
 	if (err < 0)
 		return err;
 	parse_stat(buf, len, &st);
-	err = read_file(s, p->loadavg, &buf, &len);
+	err = hitel_sampler_read(s, p->loadavg, &buf, &len);
 	if (err < 0)
 		return err;
 	parse_loadavg(buf, len, &ld);

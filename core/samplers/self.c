@@ -48,45 +48,24 @@ static const struct hitel_family_desc threads_desc = {
 	.flags = HITEL_FAMILY_NO_HIST,
 };
 
-static struct hitel_procfile *open_rel(struct hitel_sampler *s, const char *rel)
-{
-	struct hitel_procfile *f;
-	char path[PATH_MAX];
-
-	if (!hitel_sampler_path(s, rel, path, sizeof(path))) {
-		hitel_sampler_fail(s, "path of %s too long", rel);
-		errno = ENAMETOOLONG;
-		return NULL;
-	}
-	f = hitel_procfile_open(path);
-	if (!f) {
-		int err = errno;
-
-		hitel_sampler_fail(s, "cannot open %s: %s", path, strerror(err));
-		errno = err;
-	}
-	return f;
-}
-
 static int self_init(struct hitel_sampler *s)
 {
 	struct self_priv *p = hitel_sampler_priv(s);
 	struct hitel_registry *reg = hitel_sampler_registry(s);
 	long ps = sysconf(_SC_PAGESIZE);
+	int err;
 
 	p->page_size = ps > 0 ? (uint64_t)ps : 4096;
-	p->statm = open_rel(s, "/proc/self/statm");
-	if (!p->statm)
-		return -errno;
-	p->stat = open_rel(s, "/proc/self/stat");
-	if (!p->stat)
-		return -errno;
+	err = hitel_sampler_open(s, "/proc/self/statm", &p->statm);
+	if (err == 0)
+		err = hitel_sampler_open(s, "/proc/self/stat", &p->stat);
+	if (err < 0)
+		return err;
 	p->cpu = hitel_registry_series(reg, &cpu_desc, NULL, 0);
 	p->rss = hitel_registry_series(reg, &rss_desc, NULL, 0);
 	p->threads = hitel_registry_series(reg, &threads_desc, NULL, 0);
 	if (!p->cpu || !p->rss || !p->threads) {
-		int err = errno ? errno : ENOMEM;
-
+		err = errno ? errno : ENOMEM;
 		hitel_sampler_fail(s, "cannot create series: %s", strerror(err));
 		return -err;
 	}
@@ -100,16 +79,6 @@ static void self_fini(struct hitel_sampler *s)
 	hitel_procfile_free(p->statm);
 	hitel_procfile_free(p->stat);
 	p->statm = p->stat = NULL;
-}
-
-static int read_file(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf)
-{
-	size_t len;
-	int err = hitel_procfile_read(f, buf, &len);
-
-	if (err < 0)
-		hitel_sampler_fail(s, "cannot read %s: %s", hitel_procfile_path(f), strerror(-err));
-	return err;
 }
 
 /* statm: "size resident shared text lib data dt", in pages. */
@@ -151,6 +120,7 @@ static int self_read(struct hitel_sampler *s, uint64_t now_ns)
 	struct timespec ts;
 	uint64_t pages, threads;
 	const char *buf;
+	size_t len;
 	int err;
 
 	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0) {
@@ -161,7 +131,7 @@ static int self_read(struct hitel_sampler *s, uint64_t now_ns)
 	hitel_series_counter(p->cpu, (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec,
 			     now_ns);
 
-	err = read_file(s, p->statm, &buf);
+	err = hitel_sampler_read(s, p->statm, &buf, &len);
 	if (err < 0)
 		return err;
 	if (parse_statm(buf, &pages) < 0) {
@@ -170,7 +140,7 @@ static int self_read(struct hitel_sampler *s, uint64_t now_ns)
 	}
 	hitel_series_gauge(p->rss, pages * p->page_size, now_ns);
 
-	err = read_file(s, p->stat, &buf);
+	err = hitel_sampler_read(s, p->stat, &buf, &len);
 	if (err < 0)
 		return err;
 	if (parse_threads(buf, &threads) < 0) {

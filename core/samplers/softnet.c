@@ -176,19 +176,11 @@ static void cpu_update(struct softnet_cpu *c, const struct softnet_line *l, uint
 static int softnet_init(struct hitel_sampler *s)
 {
 	struct softnet_priv *p = hitel_sampler_priv(s);
-	char path[PATH_MAX];
 	int err;
 
-	if (!hitel_sampler_path(s, SOFTNET, path, sizeof(path))) {
-		hitel_sampler_fail(s, "path too long for %s", SOFTNET);
-		return -ENAMETOOLONG;
-	}
-	p->f = hitel_procfile_open(path);
-	if (!p->f) {
-		err = errno;
-		hitel_sampler_fail(s, "cannot open %s: %s", path, strerror(err));
-		return -err;
-	}
+	err = hitel_sampler_open(s, SOFTNET, &p->f);
+	if (err < 0)
+		return err;
 	return 0;
 }
 
@@ -199,12 +191,9 @@ static int softnet_read(struct hitel_sampler *s, uint64_t now_ns)
 	size_t len, index = 0;
 	int err, good = 0, bad = 0;
 
-	err = hitel_procfile_read(p->f, &buf, &len);
-	if (err) {
-		hitel_sampler_fail(s, "cannot read %s: %s", hitel_procfile_path(p->f),
-				   strerror(-err));
+	err = hitel_sampler_read(s, p->f, &buf, &len);
+	if (err < 0)
 		return err;
-	}
 	if (++p->gen == 0) /* 0 marks a new entry: never a current generation */
 		p->gen = 1;
 	for (line = buf; line; line = hitel_next_line(line)) {

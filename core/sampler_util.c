@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers every procfs sampler needs, so each reports the same
+ * reasons in the same words. */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "sampler.h"
+
+int hitel_sampler_open(struct hitel_sampler *s, const char *rel, struct hitel_procfile **out)
+{
+	char path[PATH_MAX];
+	int err;
+
+	if (!hitel_sampler_path(s, rel, path, sizeof(path))) {
+		hitel_sampler_fail(s, "path too long for %s", rel);
+		return -ENAMETOOLONG;
+	}
+	*out = hitel_procfile_open(path);
+	if (!*out) {
+		err = errno;
+		hitel_sampler_fail(s, "cannot open %s: %s", path, strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+int hitel_sampler_read(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
+		       size_t *len)
+{
+	int err = hitel_procfile_read(f, buf, len);
+
+	if (err < 0)
+		hitel_sampler_fail(s, "cannot read %s: %s", hitel_procfile_path(f), strerror(-err));
+	return err;
+}
