@@ -89,7 +89,9 @@ struct hitel_sampler {
 	uint64_t reads, errors;
 };
 
-/* Snapshots are immutable once taken; several windows share one. */
+/* Snapshots are immutable once taken; several windows share one, and
+ * after a takeover two engines may (each under its own window_lock), so the
+ * count is atomic. */
 struct snap_ref {
 	struct hitel_snapshot *snap;
 	unsigned int refs;
@@ -105,6 +107,8 @@ struct window {
 
 struct hitel_engine {
 	struct hitel_registry *reg;
+	int own_reg;	  /* hitel_engine_free() frees reg */
+	int keep_windows; /* takeover carried window snapshots: start keeps them */
 
 	unsigned int sample_rate;
 	char *root; /* without trailing '/': "" for "/" */
@@ -384,7 +388,8 @@ const char *hitel_sampler_value(const struct hitel_sampler *s, const char *key, 
 
 /* ---- engine life cycle ---------------------------------------------------- */
 
-struct hitel_engine *hitel_engine_new(void)
+/* reg NULL: a registry of the engine's own. */
+static struct hitel_engine *engine_new(struct hitel_registry *reg)
 {
 	struct hitel_engine *e = calloc(1, sizeof(*e));
 	pthread_condattr_t ca;
@@ -397,7 +402,8 @@ struct hitel_engine *hitel_engine_new(void)
 	e->hist_g = DEFAULT_HIST_GROUPING;
 	e->max_series = DEFAULT_MAX_SERIES;
 	e->root = strdup("");
-	e->reg = hitel_registry_new();
+	e->own_reg = !reg;
+	e->reg = reg ? reg : hitel_registry_new();
 	if (!e->root || !e->reg) {
 		err = ENOMEM;
 		goto fail_alloc;
@@ -417,11 +423,26 @@ struct hitel_engine *hitel_engine_new(void)
 	return e;
 
 fail_alloc:
-	hitel_registry_free(e->reg);
+	if (e->own_reg)
+		hitel_registry_free(e->reg);
 	free(e->root);
 	free(e);
 	errno = err;
 	return NULL;
+}
+
+struct hitel_engine *hitel_engine_new(void)
+{
+	return engine_new(NULL);
+}
+
+struct hitel_engine *hitel_engine_new_on(struct hitel_registry *reg)
+{
+	if (!reg) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return engine_new(reg);
 }
 
 static void sampler_free(struct hitel_sampler *s)
@@ -439,9 +460,16 @@ static void sampler_free(struct hitel_sampler *s)
 	free(s);
 }
 
+static struct snap_ref *snap_ref_get(struct snap_ref *r)
+{
+	if (r)
+		__atomic_add_fetch(&r->refs, 1, __ATOMIC_RELAXED);
+	return r;
+}
+
 static void snap_unref(struct snap_ref *r)
 {
-	if (r && --r->refs == 0) {
+	if (r && __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) {
 		hitel_snapshot_free(r->snap);
 		free(r);
 	}
@@ -472,7 +500,8 @@ void hitel_engine_free(struct hitel_engine *e)
 		free(e->windows[i]);
 	}
 	free(e->windows);
-	hitel_registry_free(e->reg);
+	if (e->own_reg)
+		hitel_registry_free(e->reg);
 	pthread_cond_destroy(&e->run_cond);
 	pthread_mutex_destroy(&e->run_lock);
 	pthread_mutex_destroy(&e->status_lock);
@@ -932,7 +961,13 @@ static void engine_prepare(struct hitel_engine *e, uint64_t now_ns)
 
 	if (!e->prepared) {
 		hitel_registry_lock(e->reg);
-		err = hitel_registry_set_defaults(e->reg, e->max_series, e->rate_g, e->hist_g);
+		/* A registry that already has families (an engine before this
+		 * one, see hitel_engine_takeover) keeps the shapes they were
+		 * made with. */
+		err = hitel_registry_family_count(e->reg)
+			      ? 0
+			      : hitel_registry_set_defaults(e->reg, e->max_series, e->rate_g,
+							    e->hist_g);
 		if (err < 0)
 			hitel_log(HITEL_LOG_WARNING, "engine",
 				  "registry defaults not applied: %s", strerror(-err));
@@ -1091,8 +1126,7 @@ static void windows_check(struct hitel_engine *e)
 		snap_unref(w->prev);
 		if (ref) {
 			w->prev = w->cur;
-			w->cur = ref;
-			ref->refs++;
+			w->cur = snap_ref_get(ref);
 		} else {
 			/* A skipped rotation would make the next window twice as
 			 * long: serve none until two good snapshots exist. */
@@ -1119,10 +1153,8 @@ struct hitel_snapshot *hitel_engine_window(struct hitel_engine *e, uint64_t len_
 		if (w->len != len_ns)
 			continue;
 		if (w->prev && w->cur) {
-			prev = w->prev;
-			cur = w->cur;
-			prev->refs++;
-			cur->refs++;
+			prev = snap_ref_get(w->prev);
+			cur = snap_ref_get(w->cur);
 		} else {
 			err = EAGAIN;
 		}
@@ -1264,9 +1296,11 @@ int hitel_engine_start(struct hitel_engine *e)
 					  s->run_hz);
 		s->next_j = 0;
 	}
-	/* Snapshots from before a stop would make the next window span it. */
+	/* Snapshots from before a stop would make the next window span it.
+	 * Those a takeover carried span only the handover (the old engine
+	 * stopped, its last samplers' fini): they stay, so windows go on. */
 	pthread_mutex_lock(&e->window_lock);
-	for (i = 0; i < e->nwindows; i++) {
+	for (i = 0; i < e->nwindows && !e->keep_windows; i++) {
 		struct window *w = e->windows[i];
 
 		snap_unref(w->prev);
@@ -1275,6 +1309,7 @@ int hitel_engine_start(struct hitel_engine *e)
 		w->armed = 0;
 		w->pending = 0;
 	}
+	e->keep_windows = 0;
 	pthread_mutex_unlock(&e->window_lock);
 
 	e->start_ns = hitel_now_ns();
@@ -1310,4 +1345,179 @@ void hitel_engine_stop(struct hitel_engine *e)
 	pthread_mutex_unlock(&e->run_lock);
 	pthread_join(e->thread, NULL);
 	e->running = 0;
+}
+
+/* ---- takeover (reload) ---------------------------------------------------- */
+
+/* Same options apart from "rate", in the order given. */
+static int same_options(const struct hitel_sampler *a, const struct hitel_sampler *b)
+{
+	size_t i = 0, j = 0;
+
+	for (;;) {
+		while (i < a->nopts && strcmp(a->opts[i].key, "rate") == 0)
+			i++;
+		while (j < b->nopts && strcmp(b->opts[j].key, "rate") == 0)
+			j++;
+		if (i == a->nopts || j == b->nopts)
+			return i == a->nopts && j == b->nopts;
+		if (strcmp(a->opts[i].key, b->opts[j].key) != 0 ||
+		    strcmp(a->opts[i].value, b->opts[j].value) != 0)
+			return 0;
+		i++;
+		j++;
+	}
+}
+
+/* What cannot change under existing series; 0 or -EINVAL with err set. */
+static int takeover_check(const struct hitel_engine *e, const struct hitel_engine *old, char *err,
+			  size_t errlen)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+#define OFF(f) offsetof(struct hitel_engine, f)
+	} shapes[] = {
+		{ "rate_grouping_power", OFF(rate_g) },
+		{ "hist_grouping_power", OFF(hist_g) },
+		{ "max_series", OFF(max_series) },
+	};
+#undef OFF
+	size_t i;
+
+	if (e->reg != old->reg) {
+		seterr(err, errlen, "the new engine is not on the running engine's registry");
+		return -EINVAL;
+	}
+	if (strcmp(e->root, old->root) != 0) {
+		seterr(err, errlen,
+		       "root: cannot change from '%s' to '%s' under existing series (they would "
+		       "mix data of two roots)",
+		       old->root[0] ? old->root : "/", e->root[0] ? e->root : "/");
+		return -EINVAL;
+	}
+	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		unsigned int a = *(const unsigned int *)((const char *)old + shapes[i].off);
+		unsigned int b = *(const unsigned int *)((const char *)e + shapes[i].off);
+
+		if (a != b) {
+			seterr(err, errlen,
+			       "%s: cannot change from %u to %u under existing series (they keep "
+			       "the histogram shape and cap they were created with)",
+			       shapes[i].key, a, b);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Under both status locks: samplers of old whose options are unchanged
+ * trade places with their fresh twins in e, so old's fini never sees them
+ * and e's start finds them initialised. Returns how many moved. */
+static size_t samplers_move(struct hitel_engine *e, struct hitel_engine *old)
+{
+	size_t i, j, moved = 0;
+
+	for (i = 0; i < e->nsamplers; i++) {
+		struct hitel_sampler *s = e->samplers[i], *o = NULL;
+		struct sampler_opt *opts;
+		size_t nopts;
+		unsigned int rate;
+
+		for (j = 0; j < old->nsamplers; j++)
+			if (strcmp(old->samplers[j]->ops->name, s->ops->name) == 0) {
+				o = old->samplers[j];
+				break;
+			}
+		if (!o)
+			continue;
+		if (o->ops != s->ops || !same_options(o, s)) {
+			/* Re-initialised by e: its status counters go on. */
+			s->reads = o->reads;
+			s->errors = o->errors;
+			continue;
+		}
+		/* o goes to e with e's configuration (its new rate). */
+		opts = o->opts;
+		nopts = o->nopts;
+		rate = o->rate_hz;
+		o->opts = s->opts;
+		o->nopts = s->nopts;
+		o->rate_hz = s->rate_hz;
+		s->opts = opts;
+		s->nopts = nopts;
+		s->rate_hz = rate;
+		o->engine = e;
+		s->engine = old;
+		e->samplers[i] = o;
+		old->samplers[j] = s;
+		moved++;
+	}
+	return moved;
+}
+
+/* Windows of lengths both engines registered share old's snapshots. */
+static void windows_carry(struct hitel_engine *e, struct hitel_engine *old)
+{
+	size_t i, j;
+
+	pthread_mutex_lock(&old->window_lock);
+	pthread_mutex_lock(&e->window_lock);
+	for (i = 0; i < e->nwindows; i++) {
+		struct window *w = e->windows[i];
+
+		for (j = 0; j < old->nwindows; j++) {
+			const struct window *o = old->windows[j];
+
+			if (o->len != w->len)
+				continue;
+			snap_unref(w->prev);
+			snap_unref(w->cur);
+			w->prev = snap_ref_get(o->prev);
+			w->cur = snap_ref_get(o->cur);
+			w->boundary = o->boundary;
+			w->armed = o->armed;
+			w->pending = 0;
+			break;
+		}
+	}
+	e->keep_windows = 1;
+	pthread_mutex_unlock(&e->window_lock);
+	pthread_mutex_unlock(&old->window_lock);
+}
+
+int hitel_engine_takeover(struct hitel_engine *e, struct hitel_engine *old, char *err,
+			  size_t errlen)
+{
+	size_t moved;
+	int ret;
+
+	if (!e || !old || e == old) {
+		seterr(err, errlen, "takeover needs two engines");
+		return -EINVAL;
+	}
+	if (e->running || e->prepared) {
+		seterr(err, errlen, "the new engine has already run");
+		return -EBUSY;
+	}
+	ret = takeover_check(e, old, err, errlen);
+	if (ret < 0)
+		return ret;
+
+	hitel_engine_stop(old);
+	/* Fixed order, old then e; nothing else takes both. */
+	pthread_mutex_lock(&old->status_lock);
+	pthread_mutex_lock(&e->status_lock);
+	moved = samplers_move(e, old);
+	pthread_mutex_unlock(&e->status_lock);
+	pthread_mutex_unlock(&old->status_lock);
+	__atomic_store_n(&e->missed, hitel_engine_missed(old), __ATOMIC_RELAXED);
+	windows_carry(e, old);
+	if (old->own_reg) {
+		old->own_reg = 0;
+		e->own_reg = 1;
+	}
+	hitel_log(HITEL_LOG_DEBUG, "engine", "takeover: %zu of %zu samplers kept running", moved,
+		  e->nsamplers);
+	return moved > INT_MAX ? INT_MAX : (int)moved;
 }

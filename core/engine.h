@@ -32,10 +32,54 @@
 
 struct hitel_engine;
 
-/* New engine with no samplers. NULL + errno. */
+/* New engine with no samplers, owning a new registry. NULL + errno. */
 struct hitel_engine *hitel_engine_new(void);
-/* Stops (if running), runs every sampler's fini, frees. NULL accepted. */
+/*
+ * New engine with no samplers on an existing registry that it does not own:
+ * hitel_engine_free() leaves reg alone, and reg must outlive the engine.
+ * Families and series are get-or-create, so a sampler asking for a series
+ * that already exists continues it: same cumulative state, same id. The
+ * engine's max_series and grouping powers become the registry's defaults
+ * only while the registry has no family (see hitel_engine_takeover). NULL +
+ * errno (EINVAL for a NULL reg, ENOMEM).
+ */
+struct hitel_engine *hitel_engine_new_on(struct hitel_registry *reg);
+/* Stops (if running), runs every sampler's fini, frees; frees the registry
+ * if the engine owns it. NULL accepted. */
 void hitel_engine_free(struct hitel_engine *e);
+
+/*
+ * Reload without a reset: engine e, configured but never started, on the
+ * registry of old (hitel_engine_new_on(hitel_engine_registry(old))), takes
+ * over from old, running or stopped.
+ *
+ * Refused with -EINVAL and nothing changed (the reason, naming the option,
+ * in err) when e is on another registry, or when root, max_series,
+ * rate_grouping_power or hist_grouping_power differ: existing series keep
+ * the histogram shape and cap they were created with, and series fed from
+ * two roots would mix two machines' data. -EBUSY if e was started.
+ *
+ * Otherwise old is stopped (its thread joined) and:
+ * - every sampler of old whose name and options (rate aside) are the same
+ *   in e moves to e as it is: initialised, with its BPF maps, perf events
+ *   and open files, so kernel-side cumulative state (BPF histograms and
+ *   counters) continues; it runs at e's rate from hitel_engine_start(e);
+ * - a sampler of e with other options, or new, is initialised by
+ *   hitel_engine_start(e); one only in old stays in old, and
+ *   hitel_engine_free(old) runs its fini: its series stay in the registry
+ *   and stop updating (the registry never deletes);
+ * - the cumulative self-metrics continue: missed deadlines, and each
+ *   sampler's reads and errors (by sampler name);
+ * - windows of a length registered with both engines keep their snapshots,
+ *   so hitel_engine_window(e, len) answers at once and continues;
+ * - e owns the registry if old did.
+ * Then free old once no other thread uses it, and start e. Both engines
+ * serve snapshots, windows and status meanwhile (old: its remaining
+ * samplers). Returns how many samplers kept running (>= 0), -EINVAL or
+ * -EBUSY. Call from the thread that configures both engines.
+ */
+int hitel_engine_takeover(struct hitel_engine *e, struct hitel_engine *old, char *err,
+			  size_t errlen);
 
 /*
  * Engine option, from the config vocabulary:

@@ -151,6 +151,9 @@ struct trap_event {
 };
 
 struct hitel_agentx {
+	/* Read by the agent thread under engine_lock, which it holds for as
+	 * long as it uses the engine; hitel_agentx_set_engine() swaps it. */
+	pthread_mutex_t engine_lock;
 	struct hitel_engine *engine;
 	char *socket, *listen, *community, *trap_sink;
 	unsigned int cache_ms;
@@ -606,9 +609,11 @@ static int cache_load(netsnmp_cache *cache, void *magic)
 
 	(void)cache;
 	memset(&b, 0, sizeof(b));
+	pthread_mutex_lock(&a->engine_lock);
 	cum = hitel_engine_snapshot(a->engine);
 	if (!cum) {
 		hitel_log(HITEL_LOG_ERR, COMPONENT, "engine snapshot failed: %s", strerror(errno));
+		pthread_mutex_unlock(&a->engine_lock);
 		return -1;
 	}
 	/* NULL (EAGAIN) until a window has completed: serve the cumulative
@@ -634,6 +639,7 @@ static int cache_load(netsnmp_cache *cache, void *magic)
 		  (double)(hitel_now_ns() - t0) / 1e6, b.nm, b.np, b.nb,
 		  win ? "" : " (no window yet: cumulative)");
 cleanup:
+	pthread_mutex_unlock(&a->engine_lock);
 	hitel_snapshot_free(win);
 	hitel_snapshot_free(cum);
 	return err ? -1 : 0;
@@ -1029,7 +1035,7 @@ static int register_hitel_mib(struct hitel_agentx *a)
 
 static void send_trap(struct hitel_agentx *a, const struct trap_event *ev)
 {
-	size_t n = hitel_engine_sampler_count(a->engine), i;
+	size_t n, i;
 	netsnmp_variable_list *vars = NULL;
 	struct hitel_sampler_status *st;
 	uint32_t *idx, sidx = 0;
@@ -1040,6 +1046,8 @@ static void send_trap(struct hitel_agentx *a, const struct trap_event *ev)
 
 	/* The varbinds name the sampler's row, so its index must be the one
 	 * the sampler table uses. */
+	pthread_mutex_lock(&a->engine_lock);
+	n = hitel_engine_sampler_count(a->engine);
 	st = calloc(n ? n : 1, sizeof(*st));
 	idx = calloc(n ? n : 1, sizeof(*idx));
 	if (st && idx && sampler_indexes(a->engine, st, n, idx) == 0) {
@@ -1047,6 +1055,7 @@ static void send_trap(struct hitel_agentx *a, const struct trap_event *ev)
 			if (st[i].name && strcmp(st[i].name, ev->name) == 0)
 				sidx = idx[i];
 	}
+	pthread_mutex_unlock(&a->engine_lock);
 	free(st);
 	free(idx);
 	if (!sidx)
@@ -1322,6 +1331,7 @@ static void agentx_free(struct hitel_agentx *a)
 	if (a->pipe_wr >= 0)
 		close(a->pipe_wr);
 	pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->engine_lock);
 	pthread_cond_destroy(&a->cond);
 	free(a->socket);
 	free(a->listen);
@@ -1386,6 +1396,7 @@ struct hitel_agentx *hitel_agentx_start(struct hitel_engine *e, const struct hit
 		goto cleanup;
 	a->pipe_rd = a->pipe_wr = -1;
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->engine_lock, NULL);
 	pthread_cond_init(&a->cond, NULL);
 	a->engine = e;
 	a->cache_ms = o->cache_ms ? o->cache_ms : DEFAULT_CACHE_MS;
@@ -1455,6 +1466,31 @@ cleanup:
 	}
 	errno = -err;
 	return NULL;
+}
+
+int hitel_agentx_set_engine(struct hitel_agentx *a, struct hitel_engine *e)
+{
+	int err;
+
+	if (!a || !e)
+		return -EINVAL;
+	/* Rows cached between rebuilds point at registry strings. */
+	if (hitel_engine_registry(e) != hitel_engine_registry(a->engine)) {
+		hitel_log(HITEL_LOG_ERR, COMPONENT, "new engine on another registry: not switched");
+		return -EINVAL;
+	}
+	err = hitel_engine_window_add(e, a->window_ns);
+	if (err) {
+		hitel_log(HITEL_LOG_ERR, COMPONENT,
+			  "cache_ms %u: shorter than one period of the new engine: not switched",
+			  a->cache_ms);
+		return err;
+	}
+	/* Waits for a table rebuild or a trap in progress on the old one. */
+	pthread_mutex_lock(&a->engine_lock);
+	a->engine = e;
+	pthread_mutex_unlock(&a->engine_lock);
+	return 0;
 }
 
 void hitel_agentx_stop(struct hitel_agentx *a)

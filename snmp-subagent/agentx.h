@@ -52,8 +52,9 @@ struct hitel_agentx_opts {
 };
 
 /*
- * Start serving engine e (which must outlive the returned handle; it may be
- * started before or after). Registers the window of cache_ms with e. The
+ * Start serving engine e (which must outlive the returned handle, or its
+ * replacement by hitel_agentx_set_engine; it may be started before or
+ * after). Registers the window of cache_ms with e. The
  * agent thread initialises net-snmp and registers the MIB before this
  * returns. In subagent mode a missing master is not an error: the subagent
  * connects when the master appears, and reconnects within about two seconds
@@ -68,6 +69,21 @@ struct hitel_agentx_opts {
  * Logs the reason through hitel_log (component "snmp").
  */
 struct hitel_agentx *hitel_agentx_start(struct hitel_engine *e, const struct hitel_agentx_opts *o);
+
+/*
+ * Serve engine e instead of the current one, after hitel_engine_takeover()
+ * replaced it on a reload: e must be on the same registry (cached rows
+ * point at its strings; the SNMP index of every series, a hash of its name
+ * and labels, stays the same). Registers the window of cache_ms with e
+ * (idempotent: register it before the takeover and the window's snapshots
+ * carry over). Returns once the agent thread no longer uses the previous
+ * engine, which the caller may then free; 0, or -EINVAL (NULL argument,
+ * other registry, window too short for e) or -ENOMEM, and the previous
+ * engine stays.
+ * Call from the thread that started a, not concurrently with
+ * hitel_agentx_stop().
+ */
+int hitel_agentx_set_engine(struct hitel_agentx *a, struct hitel_engine *e);
 
 /* Stop the agent thread (closing the AgentX session or the listening
  * socket), shut net-snmp down and free everything. NULL accepted. Not

@@ -7,16 +7,21 @@
  * Threads: the main thread owns configuration and signals (all of SIGINT,
  * SIGTERM, SIGHUP are blocked everywhere and taken with sigwaitinfo, so no
  * async handler runs); the engine has its sampling thread; libmicrohttpd runs
- * a small pool; the SNMP agent has one thread that makes every net-snmp call. HTTP threads only read snapshots and the exporter options,
- * which a reload replaces under `lock`.
+ * a small pool; the SNMP agent has one thread that makes every net-snmp call.
+ * HTTP threads only read snapshots, the exporter options and the engine
+ * pointer, which a reload replaces under `lock`.
  *
- * Reload (SIGHUP): the file is parsed and applied to a scratch engine first;
- * if it is invalid nothing changes. Exporter options (percentiles, buckets),
- * HTTP options (http, listen) and log_level take effect at once. Engine and
- * sampler options and the window are fixed for the life of the engine, whose
- * registry holds all cumulative state: when they changed, hiteld says that a
- * restart is needed and keeps running as it is, rather than resetting every
- * series behind the scrapers' back.
+ * Reload (SIGHUP): the file is parsed and applied to a new, unstarted engine
+ * on the running engine's registry; if it is invalid nothing changes.
+ * Exporter options (percentiles, buckets), HTTP options (http, listen) and
+ * log_level take effect at once. When engine or sampler options, the sampler
+ * set or the window changed, the new engine takes over from the running one
+ * (hitel_engine_takeover): same registry, so every series that persists keeps
+ * its cumulative state and id; unchanged samplers move over still
+ * initialised; removed ones stop and their series stop updating. Options
+ * that fix the shape of existing series (root, max_series, the grouping
+ * powers) cannot change that way: such a reload is refused as a whole and
+ * logged, and a restart applies it.
  */
 #include "config.h"
 
@@ -85,11 +90,21 @@ struct shared_window {
 	unsigned int refs; /* under hiteld.lock; the cache holds one */
 };
 
-struct hiteld {
-	const char *config_path; /* NULL: the embedded default */
+/* The engine as HTTP threads see it. A reload swaps hiteld.http_engine
+ * under lock and frees the engine it replaced only after the last request
+ * that took it has let go. */
+struct engine_ref {
 	struct hitel_engine *engine;
+	unsigned int users; /* under hiteld.lock; hiteld.http_engine holds one */
+};
+
+struct hiteld {
+	const char *config_path;     /* NULL: the embedded default */
+	struct hitel_engine *engine; /* the running one; main thread only */
 	struct hitel_config *config; /* what the running engine was built from */
-	pthread_mutex_t lock;	     /* export and opts, read by HTTP threads */
+	pthread_mutex_t lock;	     /* export, opts, window, http_engine */
+	pthread_cond_t engine_idle;  /* an engine_ref lost its last user */
+	struct engine_ref *http_engine;
 	struct hitel_export_opts export;
 	struct daemon_opts opts;
 	struct shared_window *window;
@@ -97,6 +112,7 @@ struct hiteld {
 	/* Set and cleared by the main thread, read by the engine's status
 	 * callback: atomic. */
 	struct hitel_agentx *agentx;
+	uint64_t snmp_window_ns; /* the window the SNMP frontend registered */
 };
 
 /* One configuration, loaded but not running. */
@@ -312,9 +328,10 @@ static void loaded_free(struct loaded *l)
 	l->config = NULL;
 }
 
-/* Parse path (NULL: the embedded default) into a new, unstarted engine.
- * Every error has been logged when this fails. */
-static int load(const char *path, struct loaded *l)
+/* Parse path (NULL: the embedded default) into a new, unstarted engine, on
+ * reg when given (a reload), else on a registry of its own. Every error has
+ * been logged when this fails. */
+static int load(const char *path, struct hitel_registry *reg, struct loaded *l)
 {
 	struct hitel_config_target t;
 	char err[512];
@@ -329,7 +346,7 @@ static int load(const char *path, struct loaded *l)
 	l->opts.log_level = HITEL_LOG_INFO;
 	l->opts.agentx = 1;
 	l->opts.snmp_cache_ms = 5000;
-	l->engine = hitel_engine_new();
+	l->engine = reg ? hitel_engine_new_on(reg) : hitel_engine_new();
 	l->config = hitel_config_new();
 	if (!l->engine || !l->config) {
 		hitel_log(HITEL_LOG_ERR, "hiteld", "out of memory");
@@ -414,10 +431,29 @@ static void window_put(struct hiteld *d, struct shared_window *w)
 	}
 }
 
-/* The last complete window (NULL before the first one), with a reference
- * for the caller. A window ending at t cannot be replaced before t + W, so
- * until then the cached one is current. */
-static struct shared_window *window_get(struct hiteld *d)
+static struct engine_ref *engine_get(struct hiteld *d)
+{
+	struct engine_ref *r;
+
+	pthread_mutex_lock(&d->lock);
+	r = d->http_engine;
+	r->users++;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+static void engine_put(struct hiteld *d, struct engine_ref *r)
+{
+	pthread_mutex_lock(&d->lock);
+	if (--r->users == 0)
+		pthread_cond_broadcast(&d->engine_idle);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The last complete window of engine e (NULL before the first one), with a
+ * reference for the caller. A window ending at t cannot be replaced before
+ * t + W, so until then the cached one is current. */
+static struct shared_window *window_get(struct hiteld *d, struct hitel_engine *e)
 {
 	struct shared_window *w, *old;
 	struct hitel_snapshot *snap;
@@ -433,7 +469,7 @@ static struct shared_window *window_get(struct hiteld *d)
 	}
 	pthread_mutex_unlock(&d->lock);
 
-	snap = hitel_engine_window(d->engine, len);
+	snap = hitel_engine_window(e, len);
 	if (!snap)
 		return NULL;
 	w = malloc(sizeof(*w));
@@ -444,6 +480,12 @@ static struct shared_window *window_get(struct hiteld *d)
 	w->snap = snap;
 	w->refs = 2;
 	pthread_mutex_lock(&d->lock);
+	/* A reload changed the window meanwhile: serve this one, cache none. */
+	if (len != d->opts.window_ns) {
+		w->refs = 1;
+		pthread_mutex_unlock(&d->lock);
+		return w;
+	}
 	old = d->window;
 	d->window = w;
 	pthread_mutex_unlock(&d->lock);
@@ -458,6 +500,7 @@ static enum MHD_Result serve_expose(struct hiteld *d, struct MHD_Connection *c, 
 	static const char *const types[] = {HITEL_EXPOSE_PROMETHEUS_TYPE, HITEL_EXPOSE_VARS_TYPE,
 					    HITEL_EXPOSE_JSON_TYPE};
 	struct hitel_snapshot *cum = NULL, *win = NULL;
+	struct engine_ref *ref = engine_get(d);
 	struct shared_window *sw = NULL;
 	struct hitel_export_opts o;
 	char *buf = NULL;
@@ -469,12 +512,12 @@ static enum MHD_Result serve_expose(struct hiteld *d, struct MHD_Connection *c, 
 	o = d->export;
 	pthread_mutex_unlock(&d->lock);
 
-	cum = hitel_engine_snapshot(d->engine);
+	cum = hitel_engine_snapshot(ref->engine);
 	if (!cum) {
 		err = -errno;
 		goto cleanup;
 	}
-	sw = window_get(d); /* NULL until one completes */
+	sw = window_get(d, ref->engine); /* NULL until one completes */
 	win = sw ? sw->snap : NULL;
 	f = open_memstream(&buf, &len);
 	if (!f) {
@@ -493,6 +536,7 @@ static enum MHD_Result serve_expose(struct hiteld *d, struct MHD_Connection *c, 
 cleanup:
 	hitel_snapshot_free(cum);
 	window_put(d, sw);
+	engine_put(d, ref);
 	if (err) {
 		free(buf);
 		hitel_log(HITEL_LOG_WARNING, "http", "cannot build a response: %s", strerror(-err));
@@ -503,21 +547,25 @@ cleanup:
 
 static enum MHD_Result serve_health(struct hiteld *d, struct MHD_Connection *c)
 {
-	size_t i, n = hitel_engine_sampler_count(d->engine), up = 0, len = 0;
+	struct engine_ref *ref;
 	struct hitel_sampler_status st;
+	size_t i, n, up = 0, len = 0;
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, &len);
 
 	if (!f)
 		return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+	ref = engine_get(d);
+	n = hitel_engine_sampler_count(ref->engine);
 	for (i = 0; i < n; i++)
-		if (hitel_engine_sampler_status(d->engine, i, &st) == 0 && st.up)
+		if (hitel_engine_sampler_status(ref->engine, i, &st) == 0 && st.up)
 			up++;
 	fprintf(f, "ok\nsamplers up %zu down %zu\n", up, n - up);
 	for (i = 0; i < n; i++)
-		if (hitel_engine_sampler_status(d->engine, i, &st) == 0 && !st.up)
+		if (hitel_engine_sampler_status(ref->engine, i, &st) == 0 && !st.up)
 			fprintf(f, "down %s: %s\n", st.name,
 				st.reason[0] ? st.reason : "no reason");
+	engine_put(d, ref);
 	if (fclose(f) != 0) {
 		free(buf);
 		return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
@@ -672,6 +720,7 @@ static int snmp_frontend_start(struct hiteld *d)
 			  "SNMP frontend not started: %s", strerror(err));
 		return o.listen ? -err : 0;
 	}
+	d->snmp_window_ns = (uint64_t)o.cache_ms * 1000000ULL;
 	__atomic_store_n(&d->agentx, a, __ATOMIC_RELEASE);
 	hitel_log(HITEL_LOG_NOTICE, "snmp", "%s %s", o.listen ? "SNMP agent on" : "AgentX subagent of",
 		  o.listen ? o.listen : (o.socket ? o.socket : "the default master socket"));
@@ -726,6 +775,88 @@ static const struct frontend {
 
 /* --- reload ------------------------------------------------------------------------ */
 
+/*
+ * Replace the running engine by l's, built on the same registry: series that
+ * persist keep their cumulative state and ids (hitel_engine_takeover). Every
+ * frontend is pointed at the new engine before the old one is freed: HTTP
+ * through http_engine (waiting for requests still using the old one), SNMP
+ * through hitel_agentx_set_engine (waiting for a table rebuild in progress).
+ * Returns 0, or < 0 with the reason logged and nothing changed.
+ */
+static int engine_replace(struct hiteld *d, struct loaded *l)
+{
+	struct hitel_engine *old = d->engine, *e = l->engine;
+	struct shared_window *stale = NULL;
+	struct engine_ref *ref, *prev;
+	char err[512] = "";
+	int kept;
+
+	ref = malloc(sizeof(*ref));
+	if (!ref) {
+		hitel_log(HITEL_LOG_ERR, "hiteld", "reload refused: out of memory");
+		return -ENOMEM;
+	}
+	ref->engine = e;
+	ref->users = 1;
+#ifdef HITEL_WITH_SNMP
+	/* Registered before the takeover, so the SNMP window carries over. */
+	if (__atomic_load_n(&d->agentx, __ATOMIC_ACQUIRE) && d->snmp_window_ns)
+		hitel_engine_window_add(e, d->snmp_window_ns);
+#endif
+	hitel_engine_on_status(e, on_sampler_status, d);
+	kept = hitel_engine_takeover(e, old, err, sizeof(err));
+	if (kept < 0) {
+		hitel_log(HITEL_LOG_ERR, "hiteld", "reload refused: %s; restart hiteld to apply it",
+			  err);
+		free(ref);
+		return kept;
+	}
+
+	/* old is stopped; nothing below fails back to it. */
+	pthread_mutex_lock(&d->lock);
+	prev = d->http_engine;
+	d->http_engine = ref;
+	if (d->opts.window_ns != l->opts.window_ns) {
+		d->opts.window_ns = l->opts.window_ns;
+		stale = d->window;
+		d->window = NULL;
+	}
+	prev->users--;
+	while (prev->users)
+		pthread_cond_wait(&d->engine_idle, &d->lock);
+	pthread_mutex_unlock(&d->lock);
+	free(prev);
+	window_put(d, stale);
+#ifdef HITEL_WITH_SNMP
+	if (d->agentx && hitel_agentx_set_engine(d->agentx, e) < 0) {
+		/* Cannot happen with the same registry short of memory; the
+		 * agent must not outlive the engine it reads. */
+		hitel_log(HITEL_LOG_ERR, "snmp", "SNMP stopped: cannot follow the new engine");
+		snmp_frontend_stop(d);
+	}
+#endif
+	d->engine = e;
+	l->engine = NULL;
+	hitel_config_free(d->config);
+	d->config = l->config;
+	l->config = NULL;
+	/* Runs the fini of the samplers that did not move (removed, or with
+	 * other options): their series stay and stop updating. */
+	hitel_engine_free(old);
+	if (hitel_engine_start(e) < 0) {
+		hitel_log(HITEL_LOG_ERR, "hiteld",
+			  "cannot start the new engine: values stop updating until the next "
+			  "reload");
+		return 0;
+	}
+	hitel_log(HITEL_LOG_NOTICE, "hiteld",
+		  "engine replaced on the same registry: %zu samplers, %d kept running, %zu "
+		  "started; every series keeps its cumulative state",
+		  hitel_engine_sampler_count(e), kept,
+		  hitel_engine_sampler_count(e) - (size_t)kept);
+	return 0;
+}
+
 static void reload(struct hiteld *d)
 {
 	struct daemon_opts old = d->opts;
@@ -738,16 +869,19 @@ static void reload(struct hiteld *d)
 		return;
 	}
 	hitel_log(HITEL_LOG_NOTICE, "hiteld", "SIGHUP: reloading %s", d->config_path);
-	if (load(d->config_path, &l) < 0) {
+	if (load(d->config_path, hitel_engine_registry(d->engine), &l) < 0) {
 		hitel_log(HITEL_LOG_ERR, "hiteld",
 			  "reload failed: keeping the running configuration unchanged");
 		return;
 	}
-	if (!hitel_config_same_engine(d->config, l.config) || l.opts.window_ns != old.window_ns)
-		hitel_log(HITEL_LOG_WARNING, "hiteld",
-			  "engine, sampler or window options changed: restart hiteld to apply "
-			  "them (they would reset every series); exporter, HTTP and log options "
-			  "are applied now");
+	/* Same engine options and window: the running engine stays as it is. */
+	if ((!hitel_config_same_engine(d->config, l.config) || l.opts.window_ns != old.window_ns) &&
+	    engine_replace(d, &l) < 0) {
+		hitel_log(HITEL_LOG_ERR, "hiteld",
+			  "reload failed: keeping the running configuration unchanged");
+		loaded_free(&l);
+		return;
+	}
 	pthread_mutex_lock(&d->lock);
 	d->export = l.export;
 	snprintf(d->opts.listen, sizeof(d->opts.listen), "%s", l.opts.listen);
@@ -993,14 +1127,21 @@ static void usage(FILE *f)
 		DEFAULT_LISTEN);
 }
 
-static void install_running(struct hiteld *d, struct loaded *l)
+static int install_running(struct hiteld *d, struct loaded *l)
 {
+	d->http_engine = malloc(sizeof(*d->http_engine));
+	if (!d->http_engine)
+		return -ENOMEM;
+	d->http_engine->engine = l->engine;
+	d->http_engine->users = 1;
 	d->engine = l->engine;
 	d->config = l->config;
 	d->export = l->export;
 	d->opts = l->opts;
+	d->opts.engine = NULL; /* only for daemon_key() while loading */
 	l->engine = NULL;
 	l->config = NULL;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -1081,13 +1222,18 @@ int main(int argc, char **argv)
 	hitel_log_set(log_stderr, NULL);
 	hitel_log_set_level(verbose ? HITEL_LOG_DEBUG : HITEL_LOG_INFO);
 	pthread_mutex_init(&d.lock, NULL);
+	pthread_cond_init(&d.engine_idle, NULL);
 
-	if (load(d.config_path, &l) < 0) {
+	if (load(d.config_path, NULL, &l) < 0) {
 		fprintf(stderr, "hiteld: %s: configuration not valid, not starting\n",
 			d.config_path ? d.config_path : "(embedded default)");
 		goto cleanup;
 	}
-	install_running(&d, &l);
+	if (install_running(&d, &l) < 0) {
+		hitel_log(HITEL_LOG_ERR, "hiteld", "out of memory");
+		loaded_free(&l);
+		goto cleanup;
+	}
 	hitel_log_set_level(verbose ? HITEL_LOG_DEBUG : d.opts.log_level);
 	if (check) {
 		printf("%s: configuration OK (%zu samplers)\n",
@@ -1146,7 +1292,9 @@ stop:
 cleanup:
 	window_put(&d, d.window);
 	hitel_engine_free(d.engine);
+	free(d.http_engine);
 	hitel_config_free(d.config);
+	pthread_cond_destroy(&d.engine_idle);
 	pthread_mutex_destroy(&d.lock);
 	return ret;
 }

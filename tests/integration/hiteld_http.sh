@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # hiteld over HTTP, end to end, as TAP: the built daemon on a free loopback
 # port with a temporary config; every endpoint, promtool on /metrics, bad
-# requests, 50 concurrent clients, SIGHUP reloads and SIGTERM.
+# requests, 50 concurrent clients, SIGHUP reloads (exporter options; a new
+# engine on the same registry; refused and invalid files) and SIGTERM.
 #
 # HITELD=path overrides ./hiteld (make check runs from the build directory).
 # promtool comes from the Debian package prometheus; it is installed here if
@@ -52,6 +53,11 @@ curl_code() {
 alive() {
 	kill -0 "$pid" 2>/dev/null
 }
+# metric NAME{LABELS}: its value on /metrics now (empty if absent).
+metric() {
+	curl -s --max-time 10 "http://127.0.0.1:$port/metrics" 2>/dev/null |
+		awk -v k="$1" '$1 == k { print $2; exit }'
+}
 
 # --- tools ---------------------------------------------------------------------
 if ! command -v promtool >/dev/null 2>&1; then
@@ -76,6 +82,7 @@ sample_rate = 100
 window = 1
 listen = 127.0.0.1:0
 percentiles = 50 90 99 99.9 100
+samplers = default -scheduler
 [sampler disk]
 rate = 10
 EOF
@@ -207,22 +214,69 @@ code=$(curl_code /metrics)
 check "new percentiles apply at once" \
 	sh -c "[ '$code' = 200 ] && grep -q 'quantile=\"1\"' '$tmp/body' && ! grep -q 'quantile=\"0.99\"' '$tmp/body'"
 
-sed -i 's/^sample_rate = .*/sample_rate = 50/' "$tmp/hiteld.conf"
+# An engine reload: another sample_rate, the scheduler sampler added, the
+# disk sampler's rate changed. A new engine takes over the registry, so a
+# count only hiteld keeps (rate samples of cpu/usage since start; a kernel
+# counter would grow across a restart too) must go on from where it was.
+rate_count='hitel_cpu_usage_seconds_rate_count{state="user"}'
+before=$(metric "$rate_count")
+up=$(metric 'hitel_hitel_sampler_up{sampler="scheduler"}')
+check "the scheduler sampler is not running before the reload ('$up')" test -z "$up"
+sed -i -e 's/^sample_rate = .*/sample_rate = 50/' -e '/^samplers = /d' -e 's/^rate = 10$/rate = 5/' \
+	"$tmp/hiteld.conf"
 kill -HUP "$pid"
 wait_reload 2
-check "an engine change asks for a restart and keeps running" \
-	sh -c "kill -0 $pid && grep -q 'restart hiteld to apply' '$tmp/log'"
+check "an engine change is applied by a new engine on the same registry, hiteld keeps running" \
+	sh -c "kill -0 $pid && grep -q 'engine replaced on the same registry' '$tmp/log' && ! grep -q 'restart hiteld to apply' '$tmp/log'"
+code=$(curl_code /metrics)
+check "window quantiles are served right after the engine reload" \
+	sh -c "[ '$code' = 200 ] && grep -q 'quantile=\"1\"' '$tmp/body'"
+i=0
+while [ $i -lt 50 ] && [ "$(metric 'hitel_hitel_sampler_up{sampler="scheduler"}')" != 1 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+code=$(curl_code /metrics)
+check "the added sampler's series appear (scheduler up, its counters)" \
+	sh -c "grep -q '^hitel_hitel_sampler_up{sampler=\"scheduler\"} 1\$' '$tmp/body' && grep -q '^hitel_scheduler_' '$tmp/body'"
+sleep 1
+after=$(metric "$rate_count")
+check "an old series keeps its cumulative state ($rate_count $before -> $after)" \
+	sh -c "[ -n '$before' ] && [ -n '$after' ] && [ '$before' -gt 50 ] && [ '$after' -gt '$before' ]"
 
-echo 'this is not valid' >>"$tmp/hiteld.conf"
+# Options that fix the shape of existing series: the whole reload is
+# refused (the new percentiles in the same file are not applied either).
+sed -i -e '1i hist_grouping_power = 6' -e 's/^percentiles = .*/percentiles = 50 99/' \
+	"$tmp/hiteld.conf"
 kill -HUP "$pid"
 i=0
-while [ $i -lt 50 ] && ! grep -q 'reload failed' "$tmp/log"; do
+while [ $i -lt 50 ] && ! grep -q 'reload refused' "$tmp/log"; do
+	sleep 0.1
+	i=$((i + 1))
+done
+code=$(curl_code /metrics)
+check "a grouping power change is refused as a whole, hiteld keeps running as it was" \
+	sh -c "kill -0 $pid && grep -q 'reload refused: hist_grouping_power: cannot change from 7 to 6' '$tmp/log' && [ '$code' = 200 ] && grep -q 'quantile=\"1\"' '$tmp/body' && ! grep -q 'quantile=\"0.99\"' '$tmp/body'"
+sed -i -e '/^hist_grouping_power = /d' -e 's/^percentiles = .*/percentiles = 50 100/' \
+	"$tmp/hiteld.conf"
+
+before=$(metric "$rate_count")
+echo 'this is not valid' >>"$tmp/hiteld.conf"
+bad_line=$(wc -l <"$tmp/hiteld.conf")
+kill -HUP "$pid"
+i=0
+while [ $i -lt 50 ] && ! grep -q "hiteld.conf:$bad_line: syntax error" "$tmp/log"; do
 	sleep 0.1
 	i=$((i + 1))
 done
 code=$(curl_code /metrics)
 check "an invalid file is refused and the old settings stay" \
-	sh -c "grep -q 'hiteld.conf:8: syntax error' '$tmp/log' && [ '$code' = 200 ] && grep -q 'quantile=\"1\"' '$tmp/body' && ! grep -q 'quantile=\"0.99\"' '$tmp/body'"
+	sh -c "grep -q 'hiteld.conf:$bad_line: syntax error' '$tmp/log' && [ '$code' = 200 ] && grep -q 'quantile=\"1\"' '$tmp/body' && ! grep -q 'quantile=\"0.99\"' '$tmp/body'"
+sleep 0.5
+after=$(metric "$rate_count")
+up=$(metric 'hitel_hitel_sampler_up{sampler="scheduler"}')
+check "after the invalid file the engine runs on ($before -> $after, scheduler up '$up')" \
+	sh -c "kill -0 $pid && [ -n '$after' ] && [ '$after' -gt '$before' ] && [ '$up' = 1 ]"
 
 # --- SIGTERM ------------------------------------------------------------------------------
 kill -TERM "$pid"

@@ -356,7 +356,12 @@ before=$(snmpget $A $M -Oqv "HITEL-MIB::hitelMetricName.$cpu_idx" "HITEL-MIB::hi
 stop "$agent_pid"
 check "subagent exits 0 on SIGTERM" [ "$stop_rc" = 0 ]
 start_agent -x "unix:$sock" -t 1000
-wait_for 10 rows
+# The subagent registers before its first samples: wait for the cpu row
+# itself (under the index it had before), not just for any row.
+cpu_row_back() {
+	[ "$(snmpget $A $M -Oqv "HITEL-MIB::hitelMetricName.$cpu_idx" 2>/dev/null)" = "cpu/usage" ]
+}
+wait_for 10 cpu_row_back
 after=$(snmpget $A $M -Oqv "HITEL-MIB::hitelMetricName.$cpu_idx" "HITEL-MIB::hitelMetricLabels.$cpu_idx" 2>&1)
 check "row index of $cpu_labels is the same after a restart" [ "$before" = "$after" ]
 

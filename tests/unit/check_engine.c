@@ -2,7 +2,8 @@
 /*
  * The engine with fake samplers defined here: options, run_once rates,
  * failure and recovery, the sampling thread (windows, missed deadlines,
- * per-sampler rates) and concurrent readers.
+ * per-sampler rates), concurrent readers, and a new engine taking over a
+ * running one's registry (reload).
  *
  * Timing asserts are deliberately loose: this runs on a noisy shared
  * machine, sometimes under valgrind.
@@ -1001,6 +1002,166 @@ START_TEST(test_concurrent_readers)
 }
 END_TEST
 
+/* ---- takeover (reload on the same registry) ------------------------------ */
+
+/* Options a new engine may not change under existing series. */
+static const struct {
+	const char *key, *value; /* NULL key: a new engine on another registry */
+	const char *msg;
+} takeover_refusals[] = {
+	{ "rate_grouping_power", "3", "rate_grouping_power: cannot change from 5 to 3" },
+	{ "hist_grouping_power", "6", "hist_grouping_power: cannot change from 7 to 6" },
+	{ "max_series", "8", "max_series: cannot change from 1024 to 8" },
+	{ "root", "/tmp", "root: cannot change from '/' to '/tmp'" },
+	{ NULL, NULL, "not on the running engine's registry" },
+};
+
+START_TEST(test_takeover_refused)
+{
+	struct hitel_engine *old = engine_new("100"), *e;
+	char err[256] = "";
+	uint64_t reads;
+
+	add(old, &ramp_ops);
+	ck_assert_int_eq(hitel_engine_start(old), 0);
+	sleep_ns(50 * MS);
+	e = takeover_refusals[_i].key ? hitel_engine_new_on(hitel_engine_registry(old))
+				      : hitel_engine_new();
+	ck_assert_ptr_nonnull(e);
+	if (takeover_refusals[_i].key)
+		ck_assert_int_eq(hitel_engine_set(e, takeover_refusals[_i].key,
+						  takeover_refusals[_i].value, err, sizeof(err)),
+				 0);
+	add(e, &ramp_ops);
+	ck_assert_int_eq(hitel_engine_takeover(e, old, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, takeover_refusals[_i].msg) != NULL, "err '%s', want '%s'", err,
+		      takeover_refusals[_i].msg);
+	/* Nothing changed: old still runs its sampler. */
+	reads = __atomic_load_n(&fakes[F_RAMP].reads, __ATOMIC_RELAXED);
+	sleep_ns(50 * MS);
+	ck_assert_uint_gt(__atomic_load_n(&fakes[F_RAMP].reads, __ATOMIC_RELAXED), reads);
+	hitel_engine_free(e);
+	ck_assert_int_eq(fakes[F_RAMP].fini_calls, 0);
+	hitel_engine_free(old);
+	ck_assert_int_eq(fakes[F_RAMP].fini_calls, 1);
+}
+END_TEST
+
+START_TEST(test_takeover_misuse)
+{
+	struct hitel_engine *old = engine_new("100"), *e;
+	char err[256] = "";
+
+	errno = 0;
+	ck_assert_ptr_null(hitel_engine_new_on(NULL));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(hitel_engine_takeover(old, old, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(hitel_engine_takeover(NULL, old, err, sizeof(err)), -EINVAL);
+	e = hitel_engine_new_on(hitel_engine_registry(old));
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(hitel_engine_run_once(e, hitel_now_ns()), 0);
+	ck_assert_int_eq(hitel_engine_takeover(e, old, err, sizeof(err)), -EBUSY);
+	/* e does not own the registry: freeing it first leaves old whole. */
+	hitel_engine_free(e);
+	ck_assert_int_eq(hitel_engine_run_once(old, hitel_now_ns()), 0);
+	hitel_engine_free(old);
+}
+END_TEST
+
+START_TEST(test_takeover_keeps_state)
+{
+	struct hitel_engine *old = engine_new("200"), *e;
+	struct hitel_snapshot *s1, *s2, *w;
+	const struct hitel_point *p1, *p2;
+	struct hitel_sampler_status st;
+	char err[256] = "";
+	int kept;
+
+	ck_assert_int_eq(hitel_sampler_set(add(old, &ramp_ops), "color", "red", err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(hitel_sampler_set(add(old, &stamp_ops), "color", "red", err, sizeof(err)),
+			 0);
+	add(old, &mute_ops);
+	fakes[F_FLAKY].read_fail_from = 1;
+	fakes[F_FLAKY].read_fail_to = 1000000;
+	fakes[F_FLAKY].read_err = EIO;
+	add(old, &flaky_ops);
+	ck_assert_int_eq(hitel_engine_window_add(old, 100 * MS), 0);
+	ck_assert_int_eq(hitel_engine_window_add(old, 300 * MS), 0);
+	ck_assert_int_eq(hitel_engine_start(old), 0);
+	sleep_ns(400 * MS);
+
+	/* The reload: ramp unchanged but for its rate, stamp with another
+	 * option, flaky with the same ones, mute gone, many new. */
+	e = hitel_engine_new_on(hitel_engine_registry(old));
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(hitel_engine_set(e, "sample_rate", "100", err, sizeof(err)), 0);
+	ck_assert_int_eq(hitel_sampler_set(add(e, &ramp_ops), "color", "red", err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(hitel_sampler_set(hitel_engine_sampler_add_ops(e, &ramp_ops), "rate",
+					   "50", err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(hitel_sampler_set(add(e, &stamp_ops), "color", "blue", err, sizeof(err)),
+			 0);
+	add(e, &flaky_ops);
+	add(e, &many_ops);
+	ck_assert_int_eq(hitel_engine_window_add(e, 100 * MS), 0);
+	hitel_engine_on_status(e, on_status, NULL);
+
+	kept = hitel_engine_takeover(e, old, err, sizeof(err));
+	ck_assert_msg(kept == 2, "kept %d (%s), want ramp and flaky", kept, err);
+	s1 = hitel_engine_snapshot(e);
+	ck_assert_ptr_nonnull(s1);
+	/* The 100 ms window carried over: served before e even starts. */
+	w = hitel_engine_window(e, 100 * MS);
+	ck_assert_msg(w != NULL, "no carried window: %s", strerror(errno));
+	hitel_snapshot_free(w);
+	errno = 0;
+	ck_assert_ptr_null(hitel_engine_window(e, 300 * MS)); /* registered with old only */
+	ck_assert_int_eq(errno, ENOENT);
+	status_of(e, "ramp", &st);
+	ck_assert_int_eq(st.up, 1);
+	ck_assert_uint_eq(st.rate_hz, 50);
+	status_of(e, "flaky", &st);
+	ck_assert_uint_gt(st.errors, 0);
+
+	hitel_engine_free(old);
+	ck_assert_int_eq(fakes[F_RAMP].init_calls, 1); /* moved, never re-initialised */
+	ck_assert_int_eq(fakes[F_RAMP].fini_calls, 0);
+	ck_assert_int_eq(fakes[F_FLAKY].fini_calls, 0);
+	ck_assert_int_eq(fakes[F_STAMP].fini_calls, 1); /* other options: replaced */
+	ck_assert_int_eq(fakes[F_MUTE].fini_calls, 1);	/* removed */
+	ck_assert_int_eq(hitel_engine_start(e), 0);
+	sleep_ns(300 * MS);
+	ck_assert_int_eq(fakes[F_STAMP].init_calls, 2);
+	ck_assert_int_eq(fakes[F_MANY].init_calls, 1);
+	s2 = hitel_engine_snapshot(e);
+	ck_assert_ptr_nonnull(s2);
+
+	/* The ramp's series goes on: cumulative value and rate samples grow
+	 * from where they were, no reset, same id. */
+	p1 = tu_point(s1, "test/ramp", "");
+	p2 = tu_point(s2, "test/ramp", "");
+	ck_assert_uint_gt(p2->value, p1->value);
+	ck_assert_uint_gt(hitel_hist_count(p2->hist), hitel_hist_count(p1->hist));
+	ck_assert_uint_eq(p2->resets, 0);
+	ck_assert_uint_eq(p2->id, p1->id);
+	/* Self-metrics continue too: errors of the failing sampler, lateness. */
+	ck_assert_uint_ge(tu_point(s2, "hitel/sampler/errors", "sampler=flaky")->value,
+			  tu_point(s1, "hitel/sampler/errors", "sampler=flaky")->value);
+	ck_assert_uint_gt(tu_point(s2, "hitel/engine/lateness", "")->value,
+			  tu_point(s1, "hitel/engine/lateness", "")->value);
+	/* The removed sampler's series stay, no longer updated; the new one's
+	 * appear. */
+	ck_assert_ptr_nonnull(hitel_snapshot_find(s2, "hitel/sampler/up", "sampler=mute"));
+	ck_assert_ptr_nonnull(hitel_snapshot_find(s2, "test/many", "i=2"));
+	ck_assert_uint_eq(hitel_engine_sampler_count(e), 4);
+	hitel_snapshot_free(s1);
+	hitel_snapshot_free(s2);
+	hitel_engine_free(e); /* owns the registry now: ASan/valgrind see it go */
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -1029,6 +1190,14 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_sampler_rate);
 	tcase_add_test(tc, test_stop_fast);
 	tcase_add_test(tc, test_concurrent_readers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("takeover");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_takeover_refused, 0,
+			    (int)(sizeof(takeover_refusals) / sizeof(takeover_refusals[0])));
+	tcase_add_test(tc, test_takeover_misuse);
+	tcase_add_test(tc, test_takeover_keeps_state);
 	suite_add_tcase(s, tc);
 	return s;
 }
