@@ -75,16 +75,19 @@ struct hitel_registry {
 	size_t nfams, fams_cap;
 	struct hitel_family **buckets; /* power-of-two sized */
 	size_t nbuckets;
-	size_t nseries; /* over all families: sizes snapshots */
+	size_t nseries;	   /* over all families: sizes snapshots */
+	size_t snap_bytes; /* histogram bytes of the last snapshot: sizes the next */
 	unsigned int max_series, rate_g, hist_g;
 };
 
 /* Per-point data a window needs but readers do not. Parallel to points[]. */
 struct point_priv {
-	size_t fam, ser;	 /* identity of the series in its registry */
-	uint64_t first;		 /* counter: first raw value */
-	bool seen;		 /* counter: first is valid */
-	struct hitel_hist *hist; /* owned; points[i].hist aliases it */
+	size_t fam, ser; /* identity of the series in its registry */
+	uint64_t first;	 /* counter: first raw value */
+	bool seen;	 /* counter: first is valid */
+	bool in_block;	 /* hist lies in the snapshot's block, at off */
+	size_t off;
+	struct hitel_hist *hist; /* owned unless in_block; points[i].hist aliases it */
 };
 
 struct hitel_snapshot {
@@ -94,6 +97,7 @@ struct hitel_snapshot {
 	size_t n, cap;
 	struct hitel_point *points;
 	struct point_priv *priv;
+	void *block; /* the compact histograms of a snapshot, back to back */
 };
 
 /* ---- hashing -------------------------------------------------------------- */
@@ -646,26 +650,6 @@ void hitel_series_touch(struct hitel_series *s, uint64_t t_ns)
 
 /* ---- snapshots ------------------------------------------------------------ */
 
-/* Histograms preallocated outside the lock, one pool per shape (there are
- * only a few shapes: the rate, value and histogram defaults). */
-#define MAX_POOLS 8
-
-struct pool {
-	unsigned int g, m;
-	size_t n, used;
-	struct hitel_hist **h;
-};
-
-static struct pool *pool_find(struct pool *pools, size_t npools, unsigned int g, unsigned int m)
-{
-	size_t i;
-
-	for (i = 0; i < npools; i++)
-		if (pools[i].g == g && pools[i].m == m)
-			return &pools[i];
-	return NULL;
-}
-
 static int snapshot_reserve(struct hitel_snapshot *snap, size_t cap)
 {
 	struct hitel_point *p;
@@ -720,15 +704,24 @@ static void point_fill(struct hitel_point *pt, struct point_priv *pv, const stru
 	pv->ser = s->index;
 	pv->first = s->first;
 	pv->seen = s->seen;
+	pv->in_block = false;
+	pv->off = 0;
 	pv->hist = NULL;
 }
 
-/* Under the lock: copies every series; allocates only for series created
- * since the pools were sized. */
+/*
+ * Under the lock: copies every series. Histograms are copied compact (only
+ * their non-empty buckets, hist.h) back to back into the block, which was
+ * allocated and paged in before the lock: a copy then costs a scan of the
+ * live histogram's occupied range and a few hundred bytes written, where a
+ * dense copy wrote all 1920 or 7424 buckets. Series that do not fit (the
+ * first snapshot, or the registry grew) get their own allocation. *need is
+ * what the block would have needed for all of them.
+ */
 static int snapshot_copy_locked(const struct hitel_registry *reg, struct hitel_snapshot *snap,
-				struct pool *pools, size_t npools)
+				size_t len, size_t *used, size_t *need)
 {
-	size_t i, j;
+	size_t i, j, sz;
 	int err;
 
 	err = snapshot_reserve(snap, reg->nseries);
@@ -736,7 +729,6 @@ static int snapshot_copy_locked(const struct hitel_registry *reg, struct hitel_s
 		return err;
 	for (i = 0; i < reg->nfams; i++) {
 		const struct hitel_family *f = reg->fams[i];
-		struct pool *pool = f->has_hist ? pool_find(pools, npools, f->g, f->m) : NULL;
 
 		for (j = 0; j < f->nseries; j++) {
 			const struct hitel_series *s = f->series[j];
@@ -748,15 +740,24 @@ static int snapshot_copy_locked(const struct hitel_registry *reg, struct hitel_s
 			snap->n++;
 			if (!s->hist)
 				continue;
-			if (pool && pool->used < pool->n)
-				h = pool->h[pool->used++];
-			else
-				h = hitel_hist_new(f->g, f->m);
-			if (!h)
-				return -ENOMEM;
+			sz = SIZE_MAX;
+			if (snap->block)
+				sz = hitel_hist_compact_to(s->hist, (char *)snap->block + *used,
+							   len - *used);
+			if (sz <= len - *used) {
+				h = (struct hitel_hist *)((char *)snap->block + *used);
+				pv->in_block = true;
+				pv->off = *used;
+				*used += sz;
+			} else {
+				h = hitel_hist_compact(s->hist);
+				if (!h)
+					return -ENOMEM;
+				sz = hitel_hist_size(h);
+			}
+			*need += sz;
 			pv->hist = h;
 			pt->hist = h;
-			hitel_hist_snapshot(s->hist, h);
 			/* Records made directly into the histogram (then
 			 * touch) count too, so derive it from the copy. */
 			if (f->kind == HITEL_KIND_HISTOGRAM)
@@ -766,39 +767,58 @@ static int snapshot_copy_locked(const struct hitel_registry *reg, struct hitel_s
 	return 0;
 }
 
+/* Page the block in now, so that the copy under the lock does not fault. */
+static void block_touch(void *block, size_t len)
+{
+	volatile char *p = block;
+	size_t i;
+
+	for (i = 0; i < len; i += 4096)
+		p[i] = 0;
+}
+
+/* After the copy: give back the block's unused tail and point the points
+ * into it (shrinking may move it). */
+static void block_finish(struct hitel_snapshot *snap, size_t used)
+{
+	void *b;
+	size_t i;
+
+	if (!snap->block)
+		return;
+	if (!used) {
+		free(snap->block);
+		snap->block = NULL;
+		return;
+	}
+	b = realloc(snap->block, used);
+	if (b)
+		snap->block = b;
+	for (i = 0; i < snap->n; i++) {
+		if (!snap->priv[i].in_block)
+			continue;
+		snap->priv[i].hist = (struct hitel_hist *)((char *)snap->block + snap->priv[i].off);
+		snap->points[i].hist = snap->priv[i].hist;
+	}
+}
+
 struct hitel_snapshot *hitel_registry_snapshot(struct hitel_registry *reg, uint64_t t_ns)
 {
-	struct pool pools[MAX_POOLS];
 	struct hitel_snapshot *snap = NULL;
-	size_t npools = 0, cap, i, k;
+	size_t cap, hint, len = 0, used = 0, need = 0;
 	int err = 0;
 
 	if (!reg) {
 		errno = EINVAL;
 		return NULL;
 	}
-	memset(pools, 0, sizeof(pools));
-
-	/* Size everything first, allocate unlocked, then copy under the lock:
-	 * writers wait for memcpy, never for malloc. Series are only ever
-	 * added, so the sizes can only fall short, never over. */
+	/* Size everything unlocked from the last snapshot, then copy under
+	 * the lock: writers wait for the copy, not for malloc or page faults.
+	 * Series are only ever added, so the point arrays can only fall
+	 * short (grown under the lock for series created meanwhile). */
 	pthread_mutex_lock(&reg->lock);
 	cap = reg->nseries;
-	for (i = 0; i < reg->nfams; i++) {
-		const struct hitel_family *f = reg->fams[i];
-		struct pool *p;
-
-		if (!f->has_hist || !f->nseries)
-			continue;
-		p = pool_find(pools, npools, f->g, f->m);
-		if (!p && npools < MAX_POOLS) {
-			p = &pools[npools++];
-			p->g = f->g;
-			p->m = f->m;
-		}
-		if (p)
-			p->n += f->nseries;
-	}
+	hint = reg->snap_bytes;
 	pthread_mutex_unlock(&reg->lock);
 
 	snap = snapshot_alloc(reg, cap);
@@ -807,32 +827,25 @@ struct hitel_snapshot *hitel_registry_snapshot(struct hitel_registry *reg, uint6
 		goto cleanup;
 	}
 	snap->start = snap->time = t_ns;
-	for (i = 0; i < npools; i++) {
-		pools[i].h = calloc(pools[i].n, sizeof(*pools[i].h));
-		if (!pools[i].h) {
-			err = -ENOMEM;
-			goto cleanup;
-		}
-		for (k = 0; k < pools[i].n; k++) {
-			pools[i].h[k] = hitel_hist_new(pools[i].g, pools[i].m);
-			if (!pools[i].h[k]) {
-				err = -ENOMEM;
-				goto cleanup;
-			}
-		}
+	if (hint) {
+		/* Headroom for histograms that grew a chunk or two since. */
+		len = (hint + hint / 8 + 4096) & ~(size_t)7;
+		snap->block = malloc(len);
+		if (snap->block)
+			block_touch(snap->block, len);
+		else
+			len = 0;
 	}
 
 	pthread_mutex_lock(&reg->lock);
-	err = snapshot_copy_locked(reg, snap, pools, npools);
+	err = snapshot_copy_locked(reg, snap, len, &used, &need);
+	if (!err)
+		reg->snap_bytes = need;
 	pthread_mutex_unlock(&reg->lock);
+	if (!err)
+		block_finish(snap, used);
 
 cleanup:
-	for (i = 0; i < npools; i++) {
-		if (pools[i].h)
-			for (k = pools[i].used; k < pools[i].n; k++)
-				hitel_hist_free(pools[i].h[k]);
-		free(pools[i].h);
-	}
 	if (err) {
 		hitel_snapshot_free(snap);
 		errno = -err;
@@ -865,19 +878,22 @@ static int delta_point(struct hitel_point *out, struct point_priv *outv,
 
 	*out = *np;
 	*outv = *nv;
+	outv->in_block = false;
 	outv->hist = NULL;
 	out->hist = NULL;
 	if (np->hist) {
-		h = hitel_hist_new(hitel_hist_grouping_power(np->hist),
-				   hitel_hist_max_power(np->hist));
+		/* Compact, like the snapshots. -ERANGE: the histogram went
+		 * down (reset); h then holds newer, the best estimate of what
+		 * the window saw. -EINVAL (no older histogram of that shape):
+		 * the series counts from its creation. */
+		int err = op && op->hist ? hitel_hist_delta_new(op->hist, np->hist, &h) : -EINVAL;
+
+		if (err == -EINVAL)
+			h = hitel_hist_dup(np->hist);
 		if (!h)
 			return -ENOMEM;
 		outv->hist = h;
 		out->hist = h;
-		/* -ERANGE: the histogram went down (reset); h then holds
-		 * newer, the best estimate of what the window saw. */
-		if (!op || !op->hist || hitel_hist_delta(op->hist, np->hist, h) == -EINVAL)
-			hitel_hist_snapshot(np->hist, h);
 	}
 
 	switch (np->kind) {
@@ -971,7 +987,9 @@ void hitel_snapshot_free(struct hitel_snapshot *snap)
 	if (!snap)
 		return;
 	for (i = 0; i < snap->n; i++)
-		hitel_hist_free(snap->priv[i].hist);
+		if (!snap->priv[i].in_block)
+			hitel_hist_free(snap->priv[i].hist);
+	free(snap->block);
 	free(snap->points);
 	free(snap->priv);
 	free(snap);

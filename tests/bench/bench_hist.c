@@ -4,12 +4,14 @@
  * measured in the same run on the same input, because absolute timings on a
  * shared VM drift: record vs a bare counts[i]++ into an array of the same
  * size, atomic record vs a bare relaxed atomic add, a shared histogram vs
- * per-thread shards. Each figure is the best of REPS runs.
+ * per-thread shards. Each figure is the best of REPS runs. The snapshot rows
+ * compare compact copies (what snapshots and windows hold) with dense ones.
  */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "hist.h"
@@ -225,6 +227,162 @@ static void call_snapshot(void *ctx)
 	hitel_hist_snapshot(t->b, t->out);
 }
 
+/* ---- snapshot rows: compact copies of realistic histograms --------------- */
+
+/* NH histograms of the same kind, copied in a row as a snapshot copies its
+ * series: together they exceed the caches, as a registry's do. */
+#define NH 256
+
+struct copy {
+	struct hitel_hist *live[NH], *dense[NH], *compact[NH], *older[NH], *cold[NH];
+	char *block;
+	size_t len;
+};
+
+static void call_dense_copy(void *ctx)
+{
+	struct copy *c = ctx;
+	int i;
+
+	for (i = 0; i < NH; i++)
+		hitel_hist_snapshot(c->live[i], c->dense[i]);
+}
+
+static void call_compact_to(void *ctx)
+{
+	struct copy *c = ctx;
+	size_t used = 0;
+	int i;
+
+	for (i = 0; i < NH; i++)
+		used += hitel_hist_compact_to(c->live[i], c->block + used, c->len - used);
+	BENCH_KEEP(used);
+}
+
+static void call_dense_dup(void *ctx)
+{
+	struct copy *c = ctx;
+
+	hitel_hist_free(hitel_hist_dup(c->live[0]));
+}
+
+static void call_compact(void *ctx)
+{
+	struct copy *c = ctx;
+
+	hitel_hist_free(hitel_hist_compact(c->live[0]));
+}
+
+static void call_quantiles_dense(void *ctx)
+{
+	static const double qs[] = { 0.5, 0.9, 0.99, 0.999, 1.0 };
+	struct copy *c = ctx;
+	uint64_t out[5];
+
+	hitel_hist_quantiles(c->dense[0], qs, 5, out);
+	BENCH_KEEP(out[4]);
+}
+
+static void call_quantiles_compact(void *ctx)
+{
+	static const double qs[] = { 0.5, 0.9, 0.99, 0.999, 1.0 };
+	struct copy *c = ctx;
+	uint64_t out[5];
+
+	hitel_hist_quantiles(c->compact[0], qs, 5, out);
+	BENCH_KEEP(out[4]);
+}
+
+static void call_window_dense(void *ctx)
+{
+	struct copy *c = ctx;
+	struct hitel_hist *w = hitel_hist_new(hitel_hist_grouping_power(c->live[0]), 64);
+
+	hitel_hist_delta(c->older[0], c->live[0], w);
+	hitel_hist_free(w);
+}
+
+static void call_window_compact(void *ctx)
+{
+	struct copy *c = ctx;
+	struct hitel_hist *w;
+
+	hitel_hist_delta_new(c->cold[0], c->compact[0], &w);
+	hitel_hist_free(w);
+}
+
+static double rnd01(void)
+{
+	return (double)(rnd() >> 11) / 9007199254740992.0;
+}
+
+static uint64_t draw_rate(void)
+{
+	/* 60 % idle samples, the rest over three decades. */
+	return rnd01() < 0.6 ? 0 : (uint64_t)exp10(3.0 + 3.0 * rnd01());
+}
+
+static uint64_t draw_latency(void)
+{
+	/* 10 us .. 100 ms, densest around 1 ms. */
+	double x = rnd01() + rnd01() + rnd01();
+
+	return (uint64_t)exp10(4.0 + 4.0 * x / 3.0);
+}
+
+static void snapshot_rows(const char *what, unsigned int g, uint64_t (*draw)(void),
+			  unsigned int n, unsigned int window)
+{
+	struct copy *c = calloc(1, sizeof(*c));
+	size_t dense = 0, compact = 0;
+	unsigned int i, k;
+	double d, x;
+
+	for (k = 0; k < NH; k++) {
+		c->live[k] = hitel_hist_new(g, 64);
+		c->dense[k] = hitel_hist_new(g, 64);
+		for (i = 0; i < n; i++)
+			hitel_hist_record(c->live[k], draw());
+		c->older[k] = hitel_hist_dup(c->live[k]);
+		c->cold[k] = hitel_hist_compact(c->live[k]);
+		for (i = 0; i < window; i++)
+			hitel_hist_record(c->live[k], draw());
+		c->compact[k] = hitel_hist_compact(c->live[k]);
+		hitel_hist_snapshot(c->live[k], c->dense[k]);
+		dense += hitel_hist_size(c->dense[k]);
+		compact += hitel_hist_size(c->compact[k]);
+	}
+	c->len = compact;
+	c->block = malloc(c->len);
+	memset(c->block, 0, c->len);
+
+	printf("\n%s\n%-46s %10zu %10zu %8.3f\n", what, "bytes per histogram: compact vs dense",
+	       compact / NH, dense / NH, (double)compact / (double)dense);
+	printf("%-46s %10s %10s %8s\n", "operation", "us/call", "baseline", "ratio");
+	d = us_per_call(call_dense_copy, c, 10) / NH;
+	x = us_per_call(call_compact_to, c, 10) / NH;
+	printf("%-46s %10.3f %10.3f %8.2f\n", "256 in a row: compact_to vs dense copy", x, d, x / d);
+	d = us_per_call(call_dense_dup, c, 2000);
+	x = us_per_call(call_compact, c, 2000);
+	printf("%-46s %10.3f %10.3f %8.2f\n", "one, in cache: compact vs dup", x, d, x / d);
+	d = us_per_call(call_quantiles_dense, c, 2000);
+	x = us_per_call(call_quantiles_compact, c, 2000);
+	printf("%-46s %10.3f %10.3f %8.2f\n", "5 quantiles: compact vs dense", x, d, x / d);
+	d = us_per_call(call_window_dense, c, 2000);
+	x = us_per_call(call_window_compact, c, 2000);
+	printf("%-46s %10.3f %10.3f %8.2f\n", "window: delta_new (compact) vs delta (dense)", x,
+	       d, x / d);
+	for (k = 0; k < NH; k++) {
+		hitel_hist_free(c->live[k]);
+		hitel_hist_free(c->dense[k]);
+		hitel_hist_free(c->compact[k]);
+		hitel_hist_free(c->older[k]);
+		hitel_hist_free(c->cold[k]);
+	}
+	free(c->block);
+	free(c);
+}
+
 int main(void)
 {
 	struct hitel_hist *h = hitel_hist_new(7, 64);
@@ -283,6 +441,12 @@ int main(void)
 	printf("%-46s %10.2f\n", "delta", us_per_call(call_delta, &t, 2000));
 	printf("%-46s %10.2f\n", "merge", us_per_call(call_merge, &t, 2000));
 	printf("%-46s %10.2f\n", "snapshot (copy)", us_per_call(call_snapshot, &t, 2000));
+
+	/* Snapshots and windows copy histograms compact: realistic contents. */
+	snapshot_rows("snapshot: rate histograms g=5, 36000 rates (60 % idle, 3 decades), window 100",
+		      5, draw_rate, 36000, 100);
+	snapshot_rows("snapshot: latency histograms g=7, 100000 values over 4 decades, window 1000",
+		      7, draw_latency, 100000, 1000);
 	hitel_hist_free(h);
 	hitel_hist_free(t.a);
 	hitel_hist_free(t.b);

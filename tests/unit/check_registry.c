@@ -944,6 +944,240 @@ START_TEST(test_delta_gauge_hist)
 }
 END_TEST
 
+/* ---- compact snapshot histograms ------------------------------------------ */
+
+static uint64_t rs = 0x9E3779B97F4A7C15ULL;
+
+static uint64_t rnd(void)
+{
+	rs ^= rs >> 12;
+	rs ^= rs << 25;
+	rs ^= rs >> 27;
+	return rs * 2685821657736338717ULL;
+}
+
+/* Mostly idle with a few decades of activity, like real rates; latencies
+ * over four decades. */
+static uint64_t draw_rate(void)
+{
+	return rnd() % 10 < 6 ? 0 : 1000 + (rnd() % 1000) * (1ULL << (rnd() % 10));
+}
+
+static uint64_t draw_latency(void)
+{
+	return 10000 + (rnd() % 100) * (1ULL << (rnd() % 17));
+}
+
+/* A read-only copy reads exactly like what it copies: totals, every
+ * bucket, iteration and quantiles. */
+static void assert_hist_same(const struct hitel_hist *want, const struct hitel_hist *got,
+			     const char *what)
+{
+	static const double qs[] = {0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0};
+	uint64_t qa[7], qb[7];
+	struct hitel_hist_bucket a, b;
+	unsigned int ca = 0, cb = 0, i;
+	int ra, rb;
+
+	ck_assert_uint_eq(hitel_hist_grouping_power(want), hitel_hist_grouping_power(got));
+	ck_assert_uint_eq(hitel_hist_buckets(want), hitel_hist_buckets(got));
+	ck_assert_msg(hitel_hist_count(want) == hitel_hist_count(got), "%s: count %llu vs %llu",
+		      what, (unsigned long long)hitel_hist_count(want),
+		      (unsigned long long)hitel_hist_count(got));
+	ck_assert_uint_eq(hitel_hist_sum(want), hitel_hist_sum(got));
+	ck_assert_uint_eq(hitel_hist_min(want), hitel_hist_min(got));
+	ck_assert_uint_eq(hitel_hist_max(want), hitel_hist_max(got));
+	ck_assert_uint_eq(hitel_hist_overflow(want), hitel_hist_overflow(got));
+	for (i = 0; i < hitel_hist_buckets(want); i++)
+		ck_assert_uint_eq(hitel_hist_bucket_count(want, i),
+				  hitel_hist_bucket_count(got, i));
+	hitel_hist_quantiles(want, qs, 7, qa);
+	hitel_hist_quantiles(got, qs, 7, qb);
+	for (i = 0; i < 7; i++)
+		ck_assert_msg(qa[i] == qb[i], "%s: q%g %llu vs %llu", what, qs[i],
+			      (unsigned long long)qa[i], (unsigned long long)qb[i]);
+	do {
+		ra = hitel_hist_next(want, &ca, &a);
+		rb = hitel_hist_next(got, &cb, &b);
+		ck_assert_int_eq(ra, rb);
+		if (ra) {
+			ck_assert_uint_eq(a.index, b.index);
+			ck_assert_uint_eq(a.count, b.count);
+		}
+	} while (ra);
+}
+
+#define COMPACT_SERIES 40
+/* Rate series first, then latency ones: snapshot order is family creation
+ * order, then series order. */
+#define IS_LATENCY(i) ((i) >= COMPACT_SERIES * 3 / 4)
+
+/* Every histogram of snapshot snap is compact and equals the live one. */
+static size_t assert_snapshot_compact(struct hitel_registry *reg, const struct hitel_snapshot *snap,
+				      struct hitel_series *const *ser, size_t n)
+{
+	size_t i, bytes = 0;
+
+	ck_assert_uint_eq(hitel_snapshot_len(snap), n + 1);
+	for (i = 0; i < n; i++) {
+		const struct hitel_point *p = hitel_snapshot_point(snap, i);
+
+		ck_assert_ptr_nonnull(p->hist);
+		ck_assert_int_eq(hitel_hist_is_compact(p->hist), 1);
+		hitel_registry_lock(reg);
+		assert_hist_same(hitel_series_hist(ser[i]), p->hist, p->family);
+		hitel_registry_unlock(reg);
+		if (p->kind == HITEL_KIND_HISTOGRAM)
+			ck_assert_uint_eq(p->value, hitel_hist_count(p->hist));
+		bytes += hitel_hist_size(p->hist);
+	}
+	ck_assert_ptr_null(hitel_snapshot_point(snap, n)->hist); /* NO_HIST */
+	return bytes;
+}
+
+START_TEST(test_snapshot_compact)
+{
+	struct hitel_registry *reg = hitel_registry_new();
+	struct hitel_family_desc dc = desc_of("cmp/rate", HITEL_KIND_COUNTER);
+	struct hitel_family_desc dh = desc_of("cmp/latency", HITEL_KIND_HISTOGRAM);
+	struct hitel_family_desc dn = desc_of("cmp/plain", HITEL_KIND_GAUGE);
+	struct hitel_series *ser[COMPACT_SERIES + 20], *plain;
+	struct hitel_hist *ref[COMPACT_SERIES], *want;
+	struct hitel_snapshot *s1, *s2, *s3, *w;
+	size_t i, dense = 0, bytes, adjacent = 0;
+	uint64_t raw[COMPACT_SERIES] = {0};
+	unsigned int k;
+	char v[16];
+
+	dn.flags = HITEL_FAMILY_NO_HIST;
+	hitel_registry_lock(reg);
+	for (i = 0; i < COMPACT_SERIES; i++) {
+		struct hitel_label l = {"i", v};
+
+		snprintf(v, sizeof(v), "%zu", i);
+		ser[i] = hitel_registry_series(reg, IS_LATENCY(i) ? &dh : &dc, &l, 1);
+		ck_assert_ptr_nonnull(ser[i]);
+	}
+	plain = hitel_registry_series(reg, &dn, NULL, 0);
+	ck_assert_ptr_nonnull(plain);
+	hitel_series_gauge(plain, 5, SEC);
+	/* Counters record through their rates (1 s apart: rate = increase);
+	 * histogram series directly. */
+	for (k = 1; k <= 2000; k++) {
+		for (i = 0; i < COMPACT_SERIES; i++) {
+			if (IS_LATENCY(i)) {
+				hitel_hist_record(hitel_series_hist(ser[i]), draw_latency());
+				continue;
+			}
+			raw[i] += draw_rate();
+			hitel_series_counter(ser[i], raw[i], k * SEC);
+		}
+	}
+	for (i = 0; i < COMPACT_SERIES; i++)
+		dense += sizeof(struct hitel_hist) +
+			 hitel_hist_buckets(hitel_series_hist(ser[i])) * sizeof(uint64_t);
+	hitel_registry_unlock(reg);
+
+	/* The first snapshot sizes the next ones. */
+	s1 = hitel_registry_snapshot(reg, 10 * SEC);
+	ck_assert_ptr_nonnull(s1);
+	bytes = assert_snapshot_compact(reg, s1, ser, COMPACT_SERIES);
+	ck_assert_msg(bytes * 4 < dense, "compact %zu bytes vs dense %zu", bytes, dense);
+	hitel_snapshot_free(s1);
+	s1 = hitel_registry_snapshot(reg, 11 * SEC);
+	ck_assert_ptr_nonnull(s1);
+	ck_assert_uint_eq(assert_snapshot_compact(reg, s1, ser, COMPACT_SERIES), bytes);
+	/* ... into one block: back to back. */
+	for (i = 0; i + 1 < COMPACT_SERIES; i++) {
+		const struct hitel_hist *a = hitel_snapshot_point(s1, i)->hist;
+
+		adjacent += (const char *)a + hitel_hist_size(a) ==
+			    (const char *)hitel_snapshot_point(s1, i + 1)->hist;
+	}
+	ck_assert_uint_eq(adjacent, COMPACT_SERIES - 1);
+
+	/* A window: only what was recorded in it, compact too. */
+	hitel_registry_lock(reg);
+	for (i = 0; i < COMPACT_SERIES; i++) {
+		ref[i] = hitel_hist_new(hitel_hist_grouping_power(hitel_series_hist(ser[i])), 64);
+		for (k = 0; k < 50; k++) {
+			uint64_t x = IS_LATENCY(i) ? draw_latency() : draw_rate();
+
+			if (IS_LATENCY(i)) {
+				hitel_hist_record(hitel_series_hist(ser[i]), x);
+			} else {
+				raw[i] += x;
+				hitel_series_counter(ser[i], raw[i], (2001 + k) * SEC);
+			}
+			hitel_hist_record(ref[i], x);
+		}
+	}
+	hitel_registry_unlock(reg);
+	s2 = hitel_registry_snapshot(reg, 12 * SEC);
+	ck_assert_ptr_nonnull(s2);
+	assert_snapshot_compact(reg, s2, ser, COMPACT_SERIES);
+	w = hitel_snapshot_delta(s1, s2);
+	ck_assert_ptr_nonnull(w);
+	bytes = 0;
+	for (i = 0; i < COMPACT_SERIES; i++) {
+		const struct hitel_point *p = hitel_snapshot_point(w, i);
+
+		want = hitel_hist_new(hitel_hist_grouping_power(p->hist), 64);
+		ck_assert_int_eq(hitel_hist_delta(hitel_snapshot_point(s1, i)->hist,
+						  hitel_snapshot_point(s2, i)->hist, want),
+				 0);
+		ck_assert_int_eq(hitel_hist_is_compact(p->hist), 1);
+		assert_hist_same(want, p->hist, "window");
+		/* The buckets are exactly those recorded in the window. */
+		ck_assert_uint_eq(hitel_hist_count(p->hist), 50);
+		ck_assert_uint_eq(hitel_hist_sum(p->hist), hitel_hist_sum(ref[i]));
+		for (k = 0; k < hitel_hist_buckets(ref[i]); k++)
+			ck_assert_uint_eq(hitel_hist_bucket_count(p->hist, k),
+					  hitel_hist_bucket_count(ref[i], k));
+		bytes += hitel_hist_size(p->hist);
+		hitel_hist_free(want);
+		hitel_hist_free(ref[i]);
+	}
+	ck_assert_msg(bytes * 20 < dense, "window %zu bytes vs dense %zu", bytes, dense);
+	hitel_snapshot_free(w);
+
+	/* Twenty more series than the last snapshot sized for (in the latency
+	 * family: before cmp/plain): they get their own allocations, and read
+	 * the same. */
+	hitel_registry_lock(reg);
+	for (i = COMPACT_SERIES; i < COMPACT_SERIES + 20; i++) {
+		struct hitel_label l = {"i", v};
+
+		snprintf(v, sizeof(v), "%zu", i);
+		ser[i] = hitel_registry_series(reg, &dh, &l, 1);
+		for (k = 0; k < 3000; k++)
+			hitel_hist_record(hitel_series_hist(ser[i]), draw_latency());
+	}
+	hitel_registry_unlock(reg);
+	s3 = hitel_registry_snapshot(reg, 13 * SEC);
+	ck_assert_ptr_nonnull(s3);
+	ck_assert_uint_eq(hitel_snapshot_len(s3), COMPACT_SERIES + 21);
+	ck_assert_ptr_null(hitel_snapshot_point(s3, COMPACT_SERIES + 20)->hist);
+	for (i = 0; i < COMPACT_SERIES + 20; i++) {
+		hitel_registry_lock(reg);
+		assert_hist_same(hitel_series_hist(ser[i]), hitel_snapshot_point(s3, i)->hist,
+				 "grown");
+		hitel_registry_unlock(reg);
+	}
+	/* A window over the growth: new series count from their creation. */
+	w = hitel_snapshot_delta(s2, s3);
+	ck_assert_ptr_nonnull(w);
+	for (i = COMPACT_SERIES; i < COMPACT_SERIES + 20; i++)
+		assert_hist_same(hitel_snapshot_point(s3, i)->hist,
+				 hitel_snapshot_point(w, i)->hist, "new series window");
+	hitel_snapshot_free(w);
+	hitel_snapshot_free(s1);
+	hitel_snapshot_free(s2);
+	hitel_snapshot_free(s3);
+	hitel_registry_free(reg);
+}
+END_TEST
+
 START_TEST(test_delta_invalid)
 {
 	struct hitel_registry *r1 = hitel_registry_new(), *r2 = hitel_registry_new();
@@ -1306,6 +1540,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_delta_counter_drop);
 	tcase_add_test(tc, test_delta_gauge_hist);
 	tcase_add_test(tc, test_delta_invalid);
+	tcase_add_test(tc, test_snapshot_compact);
 	tcase_add_loop_test(tc, test_find, 0, (int)(sizeof(finds) / sizeof(finds[0])));
 	tcase_add_test(tc, test_ids);
 	tcase_add_test(tc, test_concurrent_snapshots);
