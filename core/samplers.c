@@ -25,6 +25,7 @@ extern const struct hitel_sampler_ops hitel_sampler_bpf_block;
 extern const struct hitel_sampler_ops hitel_sampler_bpf_syscall;
 extern const struct hitel_sampler_ops hitel_sampler_bpf_irq;
 extern const struct hitel_sampler_ops hitel_sampler_bpf_tcp;
+extern const struct hitel_sampler_ops hitel_sampler_bpf_fs;
 #endif
 
 const struct hitel_sampler_ops *const hitel_builtin_samplers[] = {
@@ -47,6 +48,7 @@ const struct hitel_sampler_ops *const hitel_builtin_samplers[] = {
 	&hitel_sampler_bpf_syscall,
 	&hitel_sampler_bpf_irq,
 	&hitel_sampler_bpf_tcp,
+	&hitel_sampler_bpf_fs,
 #endif
 	NULL,
 };
