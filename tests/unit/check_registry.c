@@ -415,7 +415,7 @@ START_TEST(test_series_cap)
 	struct hitel_family *f, *g;
 	struct hitel_series *first = NULL;
 	struct hitel_snapshot *snap;
-	char v[8];
+	char v[16];
 	int i;
 
 	hitel_log_set(count_log, NULL);
