@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential autoconf automake libtool pkg-config check
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libpfm4-dev
 	libsnmp-dev libmicrohttpd-dev collectd-core collectd-dev collectd-utils
-	libmicrohttpd12 libprotobuf-c1 snmpd snmp smitools prometheus
+	libmicrohttpd12 libprotobuf-c1 snmpd snmp snmptrapd smitools prometheus jq e2fsprogs
 	curl python3 iproute2 procps valgrind libcap2-bin linux-perf"
 
 deps() {
