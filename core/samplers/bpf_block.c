@@ -83,42 +83,12 @@ static const struct hitel_family_desc size_desc = {
 	.max_power = HITEL_BPF_MAX_POWER,
 };
 
-static const struct hitel_family_desc lost_desc = {
-	.name = "hitel/bpf/lost",
-	.help = "Events a BPF sampler could not record (map full, no storage, no memory).",
-	.unit = "events",
-	.kind = HITEL_KIND_COUNTER,
-};
-
-static int parse_max_keys(const char *value, unsigned int *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(value, &end, 10);
-	if (errno || end == value || *end || v < 1 || v > MAX_KEYS_LIMIT)
-		return -EINVAL;
-	*out = (unsigned int)v;
-	return 0;
-}
-
 static int blk_option(struct hitel_sampler *s, const char *key, const char *value, char *err,
 		      size_t errlen)
 {
-	struct hitel_bpf_opts o;
-	unsigned int n;
-
-	(void)s;
-	if (strcmp(key, "max_keys") == 0) {
-		if (parse_max_keys(value, &n) == 0)
-			return 0;
-		snprintf(err, errlen, "bad value '%s' for option max_keys (1..%d)", value,
-			 MAX_KEYS_LIMIT);
-		return -EINVAL;
-	}
-	memset(&o, 0, sizeof(o));
-	return hitel_bpf_option(&o, key, value, err, errlen);
+	if (strcmp(key, "max_keys") == 0)
+		return hitel_bpf_count_option(key, value, MAX_KEYS_LIMIT, err, errlen);
+	return hitel_bpf_sampler_option(s, key, value, err, errlen);
 }
 
 /* The value of "KEY=" in a uevent file, or -ENOENT. */
@@ -188,62 +158,43 @@ static void dev_name(const struct hitel_sampler *s, __u32 dev, char *name, size_
 	snprintf(name, len, "%u:%u", major, minor);
 }
 
-static void blk_unload(struct blk_priv *p)
+static void blk_unload(void *ctx)
 {
+	struct blk_priv *p = ctx;
+
 	block_bpf__destroy(p->skel);
 	p->skel = NULL;
 }
 
-static int blk_load(struct blk_priv *p, int raw, char *why, size_t whylen)
+static struct bpf_object_skeleton *blk_open(void *ctx, const struct bpf_object_open_opts *oo)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	const char *step = "open";
-	int err = 0;
+	struct blk_priv *p = ctx;
 
-	if (p->opts.btf[0])
-		oo.btf_custom_path = p->opts.btf;
-	p->skel = block_bpf__open_opts(&oo);
-	if (!p->skel) {
-		err = -errno;
-		goto cleanup;
-	}
-	hitel_bpf_select(p->skel->obj, raw);
-	step = "configure";
-	err = bpf_map__set_max_entries(p->skel->maps.hists, p->max_keys);
-	if (err)
-		goto cleanup;
-	step = "load";
-	err = block_bpf__load(p->skel);
-	if (err)
-		goto cleanup;
-	step = "attach";
-	err = block_bpf__attach(p->skel);
-	if (err)
-		goto cleanup;
-	p->raw = raw;
-cleanup:
-	if (err) {
-		if (err > 0)
-			err = -err;
-		snprintf(why, whylen, "%s %s: %s%s", raw ? "raw_tp" : "tp_btf", step,
-			 strerror(-err), hitel_bpf_hint(err));
-		blk_unload(p);
-	}
-	return err;
+	p->skel = block_bpf__open_opts(oo);
+	return p->skel ? p->skel->skeleton : NULL;
 }
+
+static int blk_configure(void *ctx, int raw)
+{
+	struct blk_priv *p = ctx;
+
+	(void)raw;
+	return bpf_map__set_max_entries(p->skel->maps.hists, p->max_keys);
+}
+
+static const struct hitel_bpf_loader blk_loader = {
+	.open = blk_open,
+	.configure = blk_configure,
+	.unload = blk_unload,
+};
 
 static int blk_init(struct hitel_sampler *s)
 {
 	struct blk_priv *p = hitel_sampler_priv(s);
-	struct hitel_label who = { "sampler", hitel_sampler_name(s) };
-	char why_btf[192] = "", why_raw[192] = "";
-	size_t n = hitel_sampler_values(s, "max_keys");
 	int err;
 
 	hitel_bpf_opts_load(s, &p->opts);
-	p->max_keys = MAX_KEYS_DEFAULT;
-	if (n)
-		parse_max_keys(hitel_sampler_value(s, "max_keys", n - 1), &p->max_keys);
+	p->max_keys = hitel_bpf_count_value(s, "max_keys", MAX_KEYS_DEFAULT, MAX_KEYS_LIMIT);
 	err = hitel_bpf_precheck(s, &p->opts);
 	if (err)
 		return err;
@@ -254,31 +205,16 @@ static int blk_init(struct hitel_sampler *s)
 		return -ENOMEM;
 	}
 
-	err = -EINVAL;
-	if (p->opts.attach != HITEL_BPF_ATTACH_RAW_TP)
-		err = blk_load(p, 0, why_btf, sizeof(why_btf));
-	if (err && p->opts.attach != HITEL_BPF_ATTACH_TP_BTF)
-		err = blk_load(p, 1, why_raw, sizeof(why_raw));
-	if (err) {
-		hitel_sampler_fail(s, "cannot load BPF programs: %s%s%s", why_btf,
-				   why_btf[0] && why_raw[0] ? "; " : "", why_raw);
+	err = hitel_bpf_load(s, &p->opts, &blk_loader, p);
+	if (err < 0)
 		return err;
-	}
-	if (why_btf[0])
-		hitel_sampler_log(s, HITEL_LOG_NOTICE, "using the raw_tp fallback: %s", why_btf);
+	p->raw = err;
 
-	p->lost = hitel_registry_series(hitel_sampler_registry(s), &lost_desc, &who, 1);
-	if (!p->lost) {
-		err = errno ? -errno : -ENOMEM;
-		hitel_sampler_fail(s, "cannot create series: %s", strerror(-err));
-		return err;
-	}
+	p->lost = hitel_bpf_lost_series(s);
+	if (!p->lost)
+		return hitel_bpf_fail_series(s);
 	p->stats = hitel_bpf_stats_new(s, p->skel->obj, &p->opts);
-	if (!p->stats) {
-		hitel_sampler_fail(s, "out of memory");
-		return -ENOMEM;
-	}
-	return 0;
+	return p->stats ? 0 : -ENOMEM;
 }
 
 /* The userspace side of a kernel key, created (name, filter, series) the
@@ -316,14 +252,6 @@ static struct blk_key *key_get(struct hitel_sampler *s, struct blk_priv *p,
 	return k;
 }
 
-/* Through a uint64_t copy: __u64 is unsigned long long, uint64_t is not. */
-static int load_hist(struct blk_priv *p, struct hitel_series *series,
-		     const struct hitel_bpf_hist *h, uint64_t now_ns)
-{
-	memcpy(p->counts, h->buckets, sizeof(p->counts));
-	return hitel_series_hist_load(series, p->counts, HITEL_BPF_BUCKETS, h->sum, now_ns);
-}
-
 static int blk_read(struct hitel_sampler *s, uint64_t now_ns)
 {
 	struct blk_priv *p = hitel_sampler_priv(s);
@@ -345,9 +273,11 @@ static int blk_read(struct hitel_sampler *s, uint64_t now_ns)
 			hitel_sampler_fail(s, "cannot read BPF map: %s", strerror(errno));
 			return err;
 		}
-		err = load_hist(p, k->latency, &p->buf->latency, now_ns);
+		err = hitel_bpf_hist_load(k->latency, &p->buf->latency, 0, 1, p->counts, NULL,
+					  now_ns);
 		if (!err)
-			err = load_hist(p, k->size, &p->buf->size, now_ns);
+			err = hitel_bpf_hist_load(k->size, &p->buf->size, 0, 1, p->counts, NULL,
+						  now_ns);
 		if (err) {
 			hitel_sampler_fail(s, "histogram shape mismatch: %s", strerror(-err));
 			return err;

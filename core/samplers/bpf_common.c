@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <linux/bpf.h>
+#include <linux/types.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -13,12 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "hist.h"
+#include "hitel_bpf.h"
 #include "log.h"
 #include "registry.h"
 
@@ -71,6 +75,51 @@ bad:
 		 : strcmp(key, "bpf_stats") == 0 ? "on or off"
 						 : "a file path");
 	return -EINVAL;
+}
+
+int hitel_bpf_sampler_option(struct hitel_sampler *s, const char *key, const char *value,
+			     char *err, size_t errlen)
+{
+	struct hitel_bpf_opts o;
+
+	(void)s;
+	memset(&o, 0, sizeof(o));
+	return hitel_bpf_option(&o, key, value, err, errlen);
+}
+
+static int parse_count(const char *value, unsigned int max, unsigned int *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (errno || end == value || *end || v < 1 || v > max)
+		return -EINVAL;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+int hitel_bpf_count_option(const char *key, const char *value, unsigned int max, char *err,
+			   size_t errlen)
+{
+	unsigned int n;
+
+	if (parse_count(value, max, &n) == 0)
+		return 0;
+	snprintf(err, errlen, "bad value '%s' for option %s (1..%u)", value, key, max);
+	return -EINVAL;
+}
+
+unsigned int hitel_bpf_count_value(const struct hitel_sampler *s, const char *key,
+				   unsigned int def, unsigned int max)
+{
+	size_t n = hitel_sampler_values(s, key);
+	unsigned int v = def;
+
+	if (n)
+		parse_count(hitel_sampler_value(s, key, n - 1), max, &v);
+	return v;
 }
 
 void hitel_bpf_opts_load(const struct hitel_sampler *s, struct hitel_bpf_opts *o)
@@ -192,6 +241,152 @@ const char *hitel_bpf_hint(int err)
 	}
 }
 
+/* Open, configure, load and attach one flavour; on failure why says which
+ * step failed and how, and nothing is left loaded. */
+static int load_flavour(const struct hitel_bpf_opts *o, const struct hitel_bpf_loader *l,
+			void *ctx, int raw, char *why, size_t whylen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct bpf_object_skeleton *sk;
+	const char *step = "open";
+	int err = 0;
+
+	if (o->btf[0])
+		oo.btf_custom_path = o->btf;
+	sk = l->open(ctx, &oo);
+	if (!sk) {
+		err = errno ? -errno : -ENOMEM;
+		goto cleanup;
+	}
+	hitel_bpf_select(*sk->obj, raw);
+	if (l->configure) {
+		step = "configure";
+		err = l->configure(ctx, raw);
+		if (err)
+			goto cleanup;
+	}
+	step = "load";
+	err = bpf_object__load_skeleton(sk);
+	if (err)
+		goto cleanup;
+	step = "attach";
+	err = bpf_object__attach_skeleton(sk);
+	if (err)
+		goto cleanup;
+	if (l->mmap) {
+		step = "mmap";
+		err = l->mmap(ctx);
+	}
+cleanup:
+	if (err) {
+		if (err > 0)
+			err = -err;
+		snprintf(why, whylen, "%s %s: %s%s", raw ? "raw_tp" : "tp_btf", step,
+			 strerror(-err), hitel_bpf_hint(err));
+		l->unload(ctx);
+	}
+	return err;
+}
+
+int hitel_bpf_load(struct hitel_sampler *s, const struct hitel_bpf_opts *o,
+		   const struct hitel_bpf_loader *l, void *ctx)
+{
+	char why_btf[192] = "", why_raw[192] = "";
+	int err = -EINVAL, raw = 0;
+
+	if (o->attach != HITEL_BPF_ATTACH_RAW_TP)
+		err = load_flavour(o, l, ctx, 0, why_btf, sizeof(why_btf));
+	if (err && o->attach != HITEL_BPF_ATTACH_TP_BTF) {
+		raw = 1;
+		err = load_flavour(o, l, ctx, 1, why_raw, sizeof(why_raw));
+	}
+	if (err) {
+		hitel_sampler_fail(s, "cannot load BPF programs: %s%s%s", why_btf,
+				   why_btf[0] && why_raw[0] ? "; " : "", why_raw);
+		return err;
+	}
+	if (why_btf[0])
+		hitel_sampler_log(s, HITEL_LOG_NOTICE, "using the raw_tp fallback: %s", why_btf);
+	return raw;
+}
+
+const void *hitel_bpf_mmap(const struct bpf_map *map, size_t n, size_t size, size_t *len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	void *m;
+
+	*len = (n * size + page - 1) / page * page;
+	m = mmap(NULL, *len, PROT_READ, MAP_SHARED, bpf_map__fd(map), 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
+void hitel_bpf_munmap(const void *addr, size_t len)
+{
+	if (addr)
+		munmap((void *)addr, len);
+}
+
+int hitel_bpf_hist_load(struct hitel_series *series, const struct hitel_bpf_hist *first,
+			size_t stride, unsigned int n, uint64_t *counts, uint64_t *count,
+			uint64_t now_ns)
+{
+	uint64_t sum = 0, total = 0;
+	unsigned int c;
+	size_t i;
+
+	/* Through uint64_t counts: __u64 is unsigned long long, uint64_t is not. */
+	memset(counts, 0, HITEL_BPF_BUCKETS * sizeof(*counts));
+	for (c = 0; c < n; c++) {
+		const struct hitel_bpf_hist *h =
+			(const void *)((const char *)first + (size_t)c * stride);
+
+		sum += h->sum;
+		for (i = 0; i < HITEL_BPF_BUCKETS; i++)
+			counts[i] += h->buckets[i];
+	}
+	if (count) {
+		for (i = 0; i < HITEL_BPF_BUCKETS; i++)
+			total += counts[i];
+		*count = total;
+	}
+	return hitel_series_hist_load(series, counts, HITEL_BPF_BUCKETS, sum, now_ns);
+}
+
+static const struct hitel_family_desc lost_desc = {
+	.name = "hitel/bpf/lost",
+	.help = "Events a BPF sampler could not record (map full, no storage, no memory).",
+	.unit = "events",
+	.kind = HITEL_KIND_COUNTER,
+};
+
+struct hitel_series *hitel_bpf_lost_series(struct hitel_sampler *s)
+{
+	struct hitel_label who = { "sampler", hitel_sampler_name(s) };
+
+	return hitel_registry_series(hitel_sampler_registry(s), &lost_desc, &who, 1);
+}
+
+struct hitel_series *hitel_bpf_counter_series(struct hitel_sampler *s,
+					      const struct hitel_family_desc *desc,
+					      const struct hitel_label *labels, size_t nlabels,
+					      uint64_t since_ns)
+{
+	struct hitel_series *series;
+
+	series = hitel_registry_series(hitel_sampler_registry(s), desc, labels, nlabels);
+	if (series)
+		hitel_series_counter(series, 0, since_ns);
+	return series;
+}
+
+int hitel_bpf_fail_series(struct hitel_sampler *s)
+{
+	int err = errno ? -errno : -ENOMEM;
+
+	hitel_sampler_fail(s, "cannot create series: %s", strerror(-err));
+	return err;
+}
+
 int hitel_bpf_ncpus(void)
 {
 	return libbpf_num_possible_cpus();
@@ -237,8 +432,11 @@ struct hitel_bpf_stats *hitel_bpf_stats_new(struct hitel_sampler *s, struct bpf_
 	bpf_object__for_each_program(p, obj)
 		n++;
 	st = calloc(1, sizeof(*st) + n * sizeof(st->progs[0]));
-	if (!st)
+	if (!st) {
+		hitel_sampler_fail(s, "out of memory");
+		errno = ENOMEM;
 		return NULL;
+	}
 	st->s = s;
 	st->stats_fd = -1;
 	bpf_object__for_each_program(p, obj) {

@@ -134,49 +134,20 @@ static const struct hitel_family_desc ops_desc = {
 	.kind = HITEL_KIND_COUNTER,
 };
 
-static const struct hitel_family_desc lost_desc = {
-	.name = "hitel/bpf/lost",
-	.help = "Events a BPF sampler could not record (map full, no storage, no memory).",
-	.unit = "events",
-	.kind = HITEL_KIND_COUNTER,
-};
-
-static int parse_max_keys(const char *value, unsigned int *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(value, &end, 10);
-	if (errno || end == value || *end || v < 1 || v > MAX_KEYS_LIMIT)
-		return -EINVAL;
-	*out = (unsigned int)v;
-	return 0;
-}
-
 static int fs_option(struct hitel_sampler *s, const char *key, const char *value, char *err,
 		     size_t errlen)
 {
-	struct hitel_bpf_opts o;
-	unsigned int n;
 	int b;
 
-	(void)s;
-	if (strcmp(key, "max_keys") == 0) {
-		if (parse_max_keys(value, &n) == 0)
-			return 0;
-		snprintf(err, errlen, "bad value '%s' for option max_keys (1..%d)", value,
-			 MAX_KEYS_LIMIT);
-		return -EINVAL;
-	}
+	if (strcmp(key, "max_keys") == 0)
+		return hitel_bpf_count_option(key, value, MAX_KEYS_LIMIT, err, errlen);
 	if (strcmp(key, "xfs_log") == 0) {
 		if (hitel_parse_bool(value, &b) == 0)
 			return 0;
 		snprintf(err, errlen, "bad value '%s' for option xfs_log (on or off)", value);
 		return -EINVAL;
 	}
-	memset(&o, 0, sizeof(o));
-	return hitel_bpf_option(&o, key, value, err, errlen);
+	return hitel_bpf_sampler_option(s, key, value, err, errlen);
 }
 
 /* Index in modules[] of the module defining tracepoint tp, or -1 (core). */
@@ -246,64 +217,49 @@ static void select_programs(struct bpf_object *obj, int xfs_log, char *missing, 
 	btf__free(vmlinux);
 }
 
-static void fs_unload(struct fs_priv *p)
+static void fs_unload(void *ctx)
 {
+	struct fs_priv *p = ctx;
+
 	fs_bpf__destroy(p->skel);
 	p->skel = NULL;
 }
 
-static int fs_load(struct fs_priv *p, int raw, char *why, size_t whylen)
+static struct bpf_object_skeleton *fs_open(void *ctx, const struct bpf_object_open_opts *oo)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	const char *step = "open";
-	int err = 0;
+	struct fs_priv *p = ctx;
 
-	if (p->opts.btf[0])
-		oo.btf_custom_path = p->opts.btf;
-	p->skel = fs_bpf__open_opts(&oo);
-	if (!p->skel) {
-		err = errno ? -errno : -ENOMEM;
-		goto cleanup;
-	}
-	hitel_bpf_select(p->skel->obj, raw);
+	p->skel = fs_bpf__open_opts(oo);
+	return p->skel ? p->skel->skeleton : NULL;
+}
+
+static int fs_configure(void *ctx, int raw)
+{
+	struct fs_priv *p = ctx;
+	int err;
+
 	select_programs(p->skel->obj, p->xfs_log, p->missing, sizeof(p->missing));
-	step = "configure";
 	err = bpf_map__set_max_entries(p->skel->maps.hists, p->max_keys);
 	if (!err)
 		err = bpf_map__set_autocreate(raw ? p->skel->maps.task_ts : p->skel->maps.tid_ts,
 					      false);
-	if (err)
-		goto cleanup;
-	step = "load";
-	err = fs_bpf__load(p->skel);
-	if (err)
-		goto cleanup;
-	step = "attach";
-	err = fs_bpf__attach(p->skel);
-cleanup:
-	if (err) {
-		if (err > 0)
-			err = -err;
-		snprintf(why, whylen, "%s %s: %s%s", raw ? "raw_tp" : "tp_btf", step,
-			 strerror(-err), hitel_bpf_hint(err));
-		fs_unload(p);
-	}
 	return err;
 }
+
+static const struct hitel_bpf_loader fs_loader = {
+	.open = fs_open,
+	.configure = fs_configure,
+	.unload = fs_unload,
+};
 
 static int fs_init(struct hitel_sampler *s)
 {
 	struct fs_priv *p = hitel_sampler_priv(s);
-	struct hitel_label who = { "sampler", hitel_sampler_name(s) };
-	char why_btf[192] = "", why_raw[192] = "";
-	size_t n = hitel_sampler_values(s, "max_keys");
+	size_t n = hitel_sampler_values(s, "xfs_log");
 	int err;
 
 	hitel_bpf_opts_load(s, &p->opts);
-	p->max_keys = MAX_KEYS_DEFAULT;
-	if (n)
-		parse_max_keys(hitel_sampler_value(s, "max_keys", n - 1), &p->max_keys);
-	n = hitel_sampler_values(s, "xfs_log");
+	p->max_keys = hitel_bpf_count_value(s, "max_keys", MAX_KEYS_DEFAULT, MAX_KEYS_LIMIT);
 	if (n)
 		hitel_parse_bool(hitel_sampler_value(s, "xfs_log", n - 1), &p->xfs_log);
 	err = hitel_bpf_precheck(s, &p->opts);
@@ -316,18 +272,9 @@ static int fs_init(struct hitel_sampler *s)
 		return -ENOMEM;
 	}
 
-	err = -EINVAL;
-	if (p->opts.attach != HITEL_BPF_ATTACH_RAW_TP)
-		err = fs_load(p, 0, why_btf, sizeof(why_btf));
-	if (err && p->opts.attach != HITEL_BPF_ATTACH_TP_BTF)
-		err = fs_load(p, 1, why_raw, sizeof(why_raw));
-	if (err) {
-		hitel_sampler_fail(s, "cannot load BPF programs: %s%s%s", why_btf,
-				   why_btf[0] && why_raw[0] ? "; " : "", why_raw);
+	err = hitel_bpf_load(s, &p->opts, &fs_loader, p);
+	if (err < 0)
 		return err;
-	}
-	if (why_btf[0])
-		hitel_sampler_log(s, HITEL_LOG_NOTICE, "using the raw_tp fallback: %s", why_btf);
 	if (p->missing[0])
 		hitel_sampler_log(s, HITEL_LOG_INFO,
 				  "not traced, tracepoints absent from this kernel (module not "
@@ -335,18 +282,11 @@ static int fs_init(struct hitel_sampler *s)
 				  p->missing);
 	p->prev_ns = hitel_now_ns();
 
-	p->lost = hitel_registry_series(hitel_sampler_registry(s), &lost_desc, &who, 1);
-	if (!p->lost) {
-		err = errno ? -errno : -ENOMEM;
-		hitel_sampler_fail(s, "cannot create series: %s", strerror(-err));
-		return err;
-	}
+	p->lost = hitel_bpf_lost_series(s);
+	if (!p->lost)
+		return hitel_bpf_fail_series(s);
 	p->stats = hitel_bpf_stats_new(s, p->skel->obj, &p->opts);
-	if (!p->stats) {
-		hitel_sampler_fail(s, "out of memory");
-		return -ENOMEM;
-	}
-	return 0;
+	return p->stats ? 0 : -ENOMEM;
 }
 
 /*
@@ -456,7 +396,6 @@ static int fs_read(struct hitel_sampler *s, uint64_t now_ns)
 	struct fs_series *k;
 	void *prev = NULL;
 	uint64_t count;
-	size_t i;
 	int err;
 
 	/* Keys are never deleted, so the walk cannot restart midway. */
@@ -471,16 +410,11 @@ static int fs_read(struct hitel_sampler *s, uint64_t now_ns)
 			hitel_sampler_fail(s, "cannot read BPF map: %s", strerror(errno));
 			return err;
 		}
-		/* Through a uint64_t copy: __u64 is unsigned long long, uint64_t is not. */
-		memcpy(p->counts, p->buf->buckets, sizeof(p->counts));
-		err = hitel_series_hist_load(k->latency, p->counts, HITEL_BPF_BUCKETS, p->buf->sum,
-					     now_ns);
+		err = hitel_bpf_hist_load(k->latency, p->buf, 0, 1, p->counts, &count, now_ns);
 		if (err) {
 			hitel_sampler_fail(s, "histogram shape mismatch: %s", strerror(-err));
 			return err;
 		}
-		for (i = 0, count = 0; i < HITEL_BPF_BUCKETS; i++)
-			count += p->counts[i];
 		hitel_series_counter(k->ops, count, now_ns);
 	}
 	hitel_series_counter(p->lost, p->skel->bss->lost, now_ns);

@@ -94,56 +94,27 @@ static const struct hitel_family_desc soft_count_desc = {
 	.kind = HITEL_KIND_COUNTER,
 };
 
-static void irq_unload(struct irq_priv *p)
+static void irq_unload(void *ctx)
 {
+	struct irq_priv *p = ctx;
+
 	/* Detaches every link, unmaps .bss, closes programs and maps. */
 	irq_bpf__destroy(p->skel);
 	p->skel = NULL;
 }
 
-static int irq_load(struct irq_priv *p, int raw, char *why, size_t whylen)
+static struct bpf_object_skeleton *irq_open(void *ctx, const struct bpf_object_open_opts *oo)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	const char *step = "open";
-	int err = 0;
+	struct irq_priv *p = ctx;
 
-	if (p->opts.btf[0])
-		oo.btf_custom_path = p->opts.btf;
-	p->skel = irq_bpf__open_opts(&oo);
-	if (!p->skel) {
-		err = -errno;
-		goto cleanup;
-	}
-	hitel_bpf_select(p->skel->obj, raw);
-	step = "load";
-	err = irq_bpf__load(p->skel);
-	if (err)
-		goto cleanup;
-	step = "attach";
-	err = irq_bpf__attach(p->skel);
-	if (err)
-		goto cleanup;
-	p->raw = raw;
-cleanup:
-	if (err) {
-		if (err > 0)
-			err = -err;
-		snprintf(why, whylen, "%s %s: %s%s", raw ? "raw_tp" : "tp_btf", step,
-			 strerror(-err), hitel_bpf_hint(err));
-		irq_unload(p);
-	}
-	return err;
+	p->skel = irq_bpf__open_opts(oo);
+	return p->skel ? p->skel->skeleton : NULL;
 }
 
-static int irq_option(struct hitel_sampler *s, const char *key, const char *value, char *err,
-		      size_t errlen)
-{
-	struct hitel_bpf_opts o;
-
-	(void)s;
-	memset(&o, 0, sizeof(o));
-	return hitel_bpf_option(&o, key, value, err, errlen);
-}
+static const struct hitel_bpf_loader irq_loader = {
+	.open = irq_open,
+	.unload = irq_unload,
+};
 
 /* The handlers of IRQ line irq, as /proc/interrupts shows them; "" when the
  * kernel does not say (no handler, or no /sys/kernel/irq before v4.13). */
@@ -197,33 +168,14 @@ static struct irq_line *line_get(struct hitel_sampler *s, struct irq_priv *p, un
 	lab[0].value = num;
 	lab[1].name = "name";
 	lab[1].value = name;
-	/* NULL at the family's series cap: counted and logged by the registry. */
-	l->count = hitel_registry_series(hitel_sampler_registry(s), &hard_count_desc, lab, 2);
-	if (l->count)
-		hitel_series_counter(l->count, 0, p->prev_ns);
+	l->count = hitel_bpf_counter_series(s, &hard_count_desc, lab, 2, p->prev_ns);
 	return l;
-}
-
-/* Through a uint64_t copy: __u64 is unsigned long long, uint64_t is not. */
-static int load_hist(struct irq_priv *p, struct hitel_series *series,
-		     const struct hitel_bpf_hist *h, uint64_t now_ns, uint64_t *count)
-{
-	uint64_t total = 0;
-	size_t i;
-
-	memcpy(p->counts, h->buckets, sizeof(p->counts));
-	for (i = 0; i < HITEL_BPF_BUCKETS; i++)
-		total += p->counts[i];
-	if (count)
-		*count = total;
-	return hitel_series_hist_load(series, p->counts, HITEL_BPF_BUCKETS, h->sum, now_ns);
 }
 
 static int irq_init(struct hitel_sampler *s)
 {
 	struct irq_priv *p = hitel_sampler_priv(s);
 	struct hitel_registry *reg = hitel_sampler_registry(s);
-	char why_btf[192] = "", why_raw[192] = "";
 	unsigned int v;
 	int err;
 
@@ -232,18 +184,10 @@ static int irq_init(struct hitel_sampler *s)
 	if (err)
 		return err;
 
-	err = -EINVAL;
-	if (p->opts.attach != HITEL_BPF_ATTACH_RAW_TP)
-		err = irq_load(p, 0, why_btf, sizeof(why_btf));
-	if (err && p->opts.attach != HITEL_BPF_ATTACH_TP_BTF)
-		err = irq_load(p, 1, why_raw, sizeof(why_raw));
-	if (err) {
-		hitel_sampler_fail(s, "cannot load BPF programs: %s%s%s", why_btf,
-				   why_btf[0] && why_raw[0] ? "; " : "", why_raw);
+	err = hitel_bpf_load(s, &p->opts, &irq_loader, p);
+	if (err < 0)
 		return err;
-	}
-	if (why_btf[0])
-		hitel_sampler_log(s, HITEL_LOG_NOTICE, "using the raw_tp fallback: %s", why_btf);
+	p->raw = err;
 	p->prev_ns = hitel_now_ns();
 
 	p->hard = hitel_registry_series(reg, &hard_desc, NULL, 0);
@@ -258,15 +202,9 @@ static int irq_init(struct hitel_sampler *s)
 			goto noseries;
 	}
 	p->stats = hitel_bpf_stats_new(s, p->skel->obj, &p->opts);
-	if (!p->stats) {
-		hitel_sampler_fail(s, "out of memory");
-		return -ENOMEM;
-	}
-	return 0;
+	return p->stats ? 0 : -ENOMEM;
 noseries:
-	err = errno ? -errno : -ENOMEM;
-	hitel_sampler_fail(s, "cannot create series: %s", strerror(-err));
-	return err;
+	return hitel_bpf_fail_series(s);
 }
 
 static int irq_read(struct hitel_sampler *s, uint64_t now_ns)
@@ -278,9 +216,9 @@ static int irq_read(struct hitel_sampler *s, uint64_t now_ns)
 	unsigned int i;
 	int err;
 
-	err = load_hist(p, p->hard, &d->hard, now_ns, NULL);
+	err = hitel_bpf_hist_load(p->hard, &d->hard, 0, 1, p->counts, NULL, now_ns);
 	for (i = 0; !err && i < IRQ_SOFTIRQS; i++) {
-		err = load_hist(p, p->soft[i], &d->soft[i], now_ns, &count);
+		err = hitel_bpf_hist_load(p->soft[i], &d->soft[i], 0, 1, p->counts, &count, now_ns);
 		if (!err)
 			hitel_series_counter(p->soft_count[i], count, now_ns);
 	}
@@ -320,7 +258,7 @@ const struct hitel_sampler_ops hitel_sampler_bpf_irq = {
 	.default_hz = 1,
 	.default_enabled = 0,
 	.priv_size = sizeof(struct irq_priv),
-	.option = irq_option,
+	.option = hitel_bpf_sampler_option,
 	.init = irq_init,
 	.read = irq_read,
 	.fini = irq_fini,

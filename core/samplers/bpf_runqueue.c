@@ -34,12 +34,9 @@
 
 #include <errno.h>
 #include <linux/types.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -100,13 +97,6 @@ static const struct hitel_family_desc switches_desc = {
 	.kind = HITEL_KIND_COUNTER,
 };
 
-static const struct hitel_family_desc lost_desc = {
-	.name = "hitel/bpf/lost",
-	.help = "Events a BPF sampler could not record (map full, no storage, no memory).",
-	.unit = "events",
-	.kind = HITEL_KIND_COUNTER,
-};
-
 /* Entries of the raw_tp fallback's pid hash: one per live thread. */
 static unsigned int pid_entries(void)
 {
@@ -123,89 +113,60 @@ static unsigned int pid_entries(void)
 	return v > PID_ENTRIES_MAX ? PID_ENTRIES_MAX : (unsigned int)v;
 }
 
-static void rq_unload(struct rq_priv *p)
+static void rq_unload(void *ctx)
 {
-	if (p->rows)
-		munmap((void *)p->rows, p->rows_len);
+	struct rq_priv *p = ctx;
+
+	hitel_bpf_munmap(p->rows, p->rows_len);
 	p->rows = NULL;
 	/* Detaches every link and closes programs and maps. */
 	runqueue_bpf__destroy(p->skel);
 	p->skel = NULL;
 }
 
-/* Open, configure, load and attach one flavour; on failure why says which
- * step failed and how. */
-static int rq_load(struct rq_priv *p, int raw, char *why, size_t whylen)
+static struct bpf_object_skeleton *rq_open(void *ctx, const struct bpf_object_open_opts *oo)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	const char *step = "open";
-	long page = sysconf(_SC_PAGESIZE);
-	void *m;
-	int err = 0;
+	struct rq_priv *p = ctx;
 
-	if (p->opts.btf[0])
-		oo.btf_custom_path = p->opts.btf;
-	p->skel = runqueue_bpf__open_opts(&oo);
-	if (!p->skel) {
-		err = -errno;
-		goto cleanup;
-	}
-	hitel_bpf_select(p->skel->obj, raw);
-	step = "configure";
+	p->skel = runqueue_bpf__open_opts(oo);
+	return p->skel ? p->skel->skeleton : NULL;
+}
+
+static int rq_configure(void *ctx, int raw)
+{
+	struct rq_priv *p = ctx;
+	int err;
+
 	err = bpf_map__set_max_entries(p->skel->maps.rows, p->ncpus);
 	if (!err)
 		err = bpf_map__set_autocreate(raw ? p->skel->maps.task_ts : p->skel->maps.pid_ts,
 					      false);
 	if (!err && raw)
 		err = bpf_map__set_max_entries(p->skel->maps.pid_ts, pid_entries());
-	if (err)
-		goto cleanup;
-	step = "load";
-	err = runqueue_bpf__load(p->skel);
-	if (err)
-		goto cleanup;
-	step = "attach";
-	err = runqueue_bpf__attach(p->skel);
-	if (err)
-		goto cleanup;
-	step = "mmap";
-	p->rows_len = ((size_t)p->ncpus * sizeof(struct runq_row) + (size_t)page - 1) /
-		      (size_t)page * (size_t)page;
-	m = mmap(NULL, p->rows_len, PROT_READ, MAP_SHARED, bpf_map__fd(p->skel->maps.rows), 0);
-	if (m == MAP_FAILED) {
-		err = -errno;
-		goto cleanup;
-	}
-	p->rows = m;
-	p->raw = raw;
-cleanup:
-	if (err) {
-		if (err > 0)
-			err = -err;
-		snprintf(why, whylen, "%s %s: %s%s", raw ? "raw_tp" : "tp_btf", step,
-			 strerror(-err), hitel_bpf_hint(err));
-		rq_unload(p);
-	}
 	return err;
 }
 
-static int rq_option(struct hitel_sampler *s, const char *key, const char *value, char *err,
-		     size_t errlen)
+static int rq_mmap(void *ctx)
 {
-	struct hitel_bpf_opts o;
+	struct rq_priv *p = ctx;
 
-	(void)s;
-	memset(&o, 0, sizeof(o));
-	return hitel_bpf_option(&o, key, value, err, errlen);
+	p->rows = hitel_bpf_mmap(p->skel->maps.rows, p->ncpus, sizeof(struct runq_row),
+				 &p->rows_len);
+	return p->rows ? 0 : -errno;
 }
+
+static const struct hitel_bpf_loader rq_loader = {
+	.open = rq_open,
+	.configure = rq_configure,
+	.mmap = rq_mmap,
+	.unload = rq_unload,
+};
 
 static int rq_init(struct hitel_sampler *s)
 {
 	struct rq_priv *p = hitel_sampler_priv(s);
 	struct hitel_registry *reg = hitel_sampler_registry(s);
 	struct hitel_label kind = { "kind", "voluntary" };
-	struct hitel_label who = { "sampler", hitel_sampler_name(s) };
-	char why_btf[192] = "", why_raw[192] = "";
 	int err, n;
 
 	hitel_bpf_opts_load(s, &p->opts);
@@ -219,55 +180,21 @@ static int rq_init(struct hitel_sampler *s)
 	}
 	p->ncpus = (unsigned int)n;
 
-	err = -EINVAL;
-	if (p->opts.attach != HITEL_BPF_ATTACH_RAW_TP)
-		err = rq_load(p, 0, why_btf, sizeof(why_btf));
-	if (err && p->opts.attach != HITEL_BPF_ATTACH_TP_BTF)
-		err = rq_load(p, 1, why_raw, sizeof(why_raw));
-	if (err) {
-		hitel_sampler_fail(s, "cannot load BPF programs: %s%s%s", why_btf,
-				   why_btf[0] && why_raw[0] ? "; " : "", why_raw);
+	err = hitel_bpf_load(s, &p->opts, &rq_loader, p);
+	if (err < 0)
 		return err;
-	}
-	if (why_btf[0])
-		hitel_sampler_log(s, HITEL_LOG_NOTICE, "using the raw_tp fallback: %s", why_btf);
+	p->raw = err;
 
 	p->runq = hitel_registry_series(reg, &runq_desc, NULL, 0);
 	p->offcpu = hitel_registry_series(reg, &offcpu_desc, NULL, 0);
 	p->voluntary = hitel_registry_series(reg, &switches_desc, &kind, 1);
 	kind.value = "involuntary";
 	p->involuntary = hitel_registry_series(reg, &switches_desc, &kind, 1);
-	p->lost = hitel_registry_series(reg, &lost_desc, &who, 1);
-	if (!p->runq || !p->offcpu || !p->voluntary || !p->involuntary || !p->lost) {
-		err = errno ? -errno : -ENOMEM;
-		hitel_sampler_fail(s, "cannot create series: %s", strerror(-err));
-		return err;
-	}
+	p->lost = hitel_bpf_lost_series(s);
+	if (!p->runq || !p->offcpu || !p->voluntary || !p->involuntary || !p->lost)
+		return hitel_bpf_fail_series(s);
 	p->stats = hitel_bpf_stats_new(s, p->skel->obj, &p->opts);
-	if (!p->stats) {
-		hitel_sampler_fail(s, "out of memory");
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Sum one histogram over the CPU rows and load it into the series. */
-static int load_hist(struct rq_priv *p, struct hitel_series *series, size_t off, uint64_t now)
-{
-	uint64_t sum = 0;
-	unsigned int c;
-	size_t i;
-
-	memset(p->counts, 0, sizeof(p->counts));
-	for (c = 0; c < p->ncpus; c++) {
-		const struct hitel_bpf_hist *h =
-			(const void *)((const char *)&p->rows[c] + off);
-
-		sum += h->sum;
-		for (i = 0; i < HITEL_BPF_BUCKETS; i++)
-			p->counts[i] += h->buckets[i];
-	}
-	return hitel_series_hist_load(series, p->counts, HITEL_BPF_BUCKETS, sum, now);
+	return p->stats ? 0 : -ENOMEM;
 }
 
 static int rq_read(struct hitel_sampler *s, uint64_t now_ns)
@@ -282,9 +209,11 @@ static int rq_read(struct hitel_sampler *s, uint64_t now_ns)
 		invol += p->rows[c].involuntary;
 		lost += p->rows[c].lost;
 	}
-	err = load_hist(p, p->runq, offsetof(struct runq_row, runq), now_ns);
+	err = hitel_bpf_hist_load(p->runq, &p->rows[0].runq, sizeof(p->rows[0]), p->ncpus,
+				  p->counts, NULL, now_ns);
 	if (!err)
-		err = load_hist(p, p->offcpu, offsetof(struct runq_row, offcpu), now_ns);
+		err = hitel_bpf_hist_load(p->offcpu, &p->rows[0].offcpu, sizeof(p->rows[0]),
+					  p->ncpus, p->counts, NULL, now_ns);
 	if (err) {
 		hitel_sampler_fail(s, "histogram shape mismatch: %s", strerror(-err));
 		return err;
@@ -313,7 +242,7 @@ const struct hitel_sampler_ops hitel_sampler_bpf_runqueue = {
 	.default_hz = 1,
 	.default_enabled = 1,
 	.priv_size = sizeof(struct rq_priv),
-	.option = rq_option,
+	.option = hitel_bpf_sampler_option,
 	.init = rq_init,
 	.read = rq_read,
 	.fini = rq_fini,

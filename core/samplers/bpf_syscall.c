@@ -41,9 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -261,13 +259,6 @@ static const struct hitel_family_desc count_desc = {
 	.kind = HITEL_KIND_COUNTER,
 };
 
-static const struct hitel_family_desc lost_desc = {
-	.name = "hitel/bpf/lost",
-	.help = "Events a BPF sampler could not record (map full, no storage, no memory).",
-	.unit = "events",
-	.kind = HITEL_KIND_COUNTER,
-};
-
 /* Entries of the raw_tp fallback's tid hash: one per live thread. */
 static unsigned int tid_entries(void)
 {
@@ -297,35 +288,30 @@ static void fill_families(struct syscall_bpf *skel)
 #endif
 }
 
-static void sys_unload(struct sys_priv *p)
+static void sys_unload(void *ctx)
 {
-	if (p->rows)
-		munmap((void *)p->rows, p->rows_len);
+	struct sys_priv *p = ctx;
+
+	hitel_bpf_munmap(p->rows, p->rows_len);
 	p->rows = NULL;
 	/* Detaches every link and closes programs and maps. */
 	syscall_bpf__destroy(p->skel);
 	p->skel = NULL;
 }
 
-/* Open, configure, load and attach one flavour; on failure why says which
- * step failed and how. */
-static int sys_load(struct sys_priv *p, int raw, char *why, size_t whylen)
+static struct bpf_object_skeleton *sys_open(void *ctx, const struct bpf_object_open_opts *oo)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	const char *step = "open";
-	long page = sysconf(_SC_PAGESIZE);
-	void *m;
-	int err = 0;
+	struct sys_priv *p = ctx;
 
-	if (p->opts.btf[0])
-		oo.btf_custom_path = p->opts.btf;
-	p->skel = syscall_bpf__open_opts(&oo);
-	if (!p->skel) {
-		err = -errno;
-		goto cleanup;
-	}
-	hitel_bpf_select(p->skel->obj, raw);
-	step = "configure";
+	p->skel = syscall_bpf__open_opts(oo);
+	return p->skel ? p->skel->skeleton : NULL;
+}
+
+static int sys_configure(void *ctx, int raw)
+{
+	struct sys_priv *p = ctx;
+	int err;
+
 	fill_families(p->skel);
 	err = bpf_map__set_max_entries(p->skel->maps.rows, p->ncpus);
 	if (!err)
@@ -333,53 +319,29 @@ static int sys_load(struct sys_priv *p, int raw, char *why, size_t whylen)
 					      false);
 	if (!err && raw)
 		err = bpf_map__set_max_entries(p->skel->maps.tid_ts, tid_entries());
-	if (err)
-		goto cleanup;
-	step = "load";
-	err = syscall_bpf__load(p->skel);
-	if (err)
-		goto cleanup;
-	step = "attach";
-	err = syscall_bpf__attach(p->skel);
-	if (err)
-		goto cleanup;
-	step = "mmap";
-	p->rows_len = ((size_t)p->ncpus * sizeof(struct syscall_row) + (size_t)page - 1) /
-		      (size_t)page * (size_t)page;
-	m = mmap(NULL, p->rows_len, PROT_READ, MAP_SHARED, bpf_map__fd(p->skel->maps.rows), 0);
-	if (m == MAP_FAILED) {
-		err = -errno;
-		goto cleanup;
-	}
-	p->rows = m;
-	p->raw = raw;
-cleanup:
-	if (err) {
-		if (err > 0)
-			err = -err;
-		snprintf(why, whylen, "%s %s: %s%s", raw ? "raw_tp" : "tp_btf", step,
-			 strerror(-err), hitel_bpf_hint(err));
-		sys_unload(p);
-	}
 	return err;
 }
 
-static int sys_option(struct hitel_sampler *s, const char *key, const char *value, char *err,
-		      size_t errlen)
+static int sys_mmap(void *ctx)
 {
-	struct hitel_bpf_opts o;
+	struct sys_priv *p = ctx;
 
-	(void)s;
-	memset(&o, 0, sizeof(o));
-	return hitel_bpf_option(&o, key, value, err, errlen);
+	p->rows = hitel_bpf_mmap(p->skel->maps.rows, p->ncpus, sizeof(struct syscall_row),
+				 &p->rows_len);
+	return p->rows ? 0 : -errno;
 }
+
+static const struct hitel_bpf_loader sys_loader = {
+	.open = sys_open,
+	.configure = sys_configure,
+	.mmap = sys_mmap,
+	.unload = sys_unload,
+};
 
 static int sys_init(struct hitel_sampler *s)
 {
 	struct sys_priv *p = hitel_sampler_priv(s);
 	struct hitel_registry *reg = hitel_sampler_registry(s);
-	struct hitel_label who = { "sampler", hitel_sampler_name(s) };
-	char why_btf[192] = "", why_raw[192] = "";
 	unsigned int f;
 	int err, n;
 
@@ -394,18 +356,10 @@ static int sys_init(struct hitel_sampler *s)
 	}
 	p->ncpus = (unsigned int)n;
 
-	err = -EINVAL;
-	if (p->opts.attach != HITEL_BPF_ATTACH_RAW_TP)
-		err = sys_load(p, 0, why_btf, sizeof(why_btf));
-	if (err && p->opts.attach != HITEL_BPF_ATTACH_TP_BTF)
-		err = sys_load(p, 1, why_raw, sizeof(why_raw));
-	if (err) {
-		hitel_sampler_fail(s, "cannot load BPF programs: %s%s%s", why_btf,
-				   why_btf[0] && why_raw[0] ? "; " : "", why_raw);
+	err = hitel_bpf_load(s, &p->opts, &sys_loader, p);
+	if (err < 0)
 		return err;
-	}
-	if (why_btf[0])
-		hitel_sampler_log(s, HITEL_LOG_NOTICE, "using the raw_tp fallback: %s", why_btf);
+	p->raw = err;
 	if (!HAVE_SYSCALL_TABLE)
 		hitel_sampler_log(s, HITEL_LOG_NOTICE,
 				  "no syscall table for this architecture: every syscall is "
@@ -419,41 +373,13 @@ static int sys_init(struct hitel_sampler *s)
 		if (!p->latency[f] || !p->count[f])
 			goto noseries;
 	}
-	p->lost = hitel_registry_series(reg, &lost_desc, &who, 1);
+	p->lost = hitel_bpf_lost_series(s);
 	if (!p->lost)
 		goto noseries;
 	p->stats = hitel_bpf_stats_new(s, p->skel->obj, &p->opts);
-	if (!p->stats) {
-		hitel_sampler_fail(s, "out of memory");
-		return -ENOMEM;
-	}
-	return 0;
+	return p->stats ? 0 : -ENOMEM;
 noseries:
-	err = errno ? -errno : -ENOMEM;
-	hitel_sampler_fail(s, "cannot create series: %s", strerror(-err));
-	return err;
-}
-
-/* Sum family f's histogram over the CPU rows into the series; its count is
- * the total of the buckets. */
-static int load_family(struct sys_priv *p, unsigned int f, uint64_t now, uint64_t *count)
-{
-	uint64_t sum = 0, total = 0;
-	unsigned int c;
-	size_t i;
-
-	memset(p->counts, 0, sizeof(p->counts));
-	for (c = 0; c < p->ncpus; c++) {
-		const struct hitel_bpf_hist *h = &p->rows[c].latency[f];
-
-		sum += h->sum;
-		for (i = 0; i < HITEL_BPF_BUCKETS; i++)
-			p->counts[i] += h->buckets[i];
-	}
-	for (i = 0; i < HITEL_BPF_BUCKETS; i++)
-		total += p->counts[i];
-	*count = total;
-	return hitel_series_hist_load(p->latency[f], p->counts, HITEL_BPF_BUCKETS, sum, now);
+	return hitel_bpf_fail_series(s);
 }
 
 static int sys_read(struct hitel_sampler *s, uint64_t now_ns)
@@ -464,7 +390,8 @@ static int sys_read(struct hitel_sampler *s, uint64_t now_ns)
 	int err;
 
 	for (f = 0; f < SYSCALL_FAM_COUNT; f++) {
-		err = load_family(p, f, now_ns, &count);
+		err = hitel_bpf_hist_load(p->latency[f], &p->rows[0].latency[f],
+					  sizeof(p->rows[0]), p->ncpus, p->counts, &count, now_ns);
 		if (err) {
 			hitel_sampler_fail(s, "histogram shape mismatch: %s", strerror(-err));
 			return err;
@@ -496,7 +423,7 @@ const struct hitel_sampler_ops hitel_sampler_bpf_syscall = {
 	.default_hz = 1,
 	.default_enabled = 0,
 	.priv_size = sizeof(struct sys_priv),
-	.option = sys_option,
+	.option = hitel_bpf_sampler_option,
 	.init = sys_init,
 	.read = sys_read,
 	.fini = sys_fini,

@@ -31,8 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -96,42 +94,12 @@ static const struct hitel_family_desc drops_desc = {
 	.kind = HITEL_KIND_COUNTER,
 };
 
-static const struct hitel_family_desc lost_desc = {
-	.name = "hitel/bpf/lost",
-	.help = "Events a BPF sampler could not record (map full, no storage, no memory).",
-	.unit = "events",
-	.kind = HITEL_KIND_COUNTER,
-};
-
-static int parse_connects(const char *value, unsigned int *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(value, &end, 10);
-	if (errno || end == value || *end || v < 1 || v > CONNECTS_MAX)
-		return -EINVAL;
-	*out = (unsigned int)v;
-	return 0;
-}
-
 static int tcp_option(struct hitel_sampler *s, const char *key, const char *value, char *err,
 		      size_t errlen)
 {
-	struct hitel_bpf_opts o;
-	unsigned int n;
-
-	(void)s;
-	if (strcmp(key, "max_connects") == 0) {
-		if (parse_connects(value, &n) == 0)
-			return 0;
-		snprintf(err, errlen, "bad value '%s' for option max_connects (1..%u)", value,
-			 CONNECTS_MAX);
-		return -EINVAL;
-	}
-	memset(&o, 0, sizeof(o));
-	return hitel_bpf_option(&o, key, value, err, errlen);
+	if (strcmp(key, "max_connects") == 0)
+		return hitel_bpf_count_option(key, value, CONNECTS_MAX, err, errlen);
+	return hitel_bpf_sampler_option(s, key, value, err, errlen);
 }
 
 /* "SKB_DROP_REASON_NO_SOCKET" -> "no_socket", "SKB_CONSUMED" -> "consumed". */
@@ -180,81 +148,61 @@ static int reasons_load(struct tcp_priv *p)
 	return n;
 }
 
-static void tcp_unload(struct tcp_priv *p)
+static void tcp_unload(void *ctx)
 {
-	if (p->rows)
-		munmap((void *)p->rows, p->rows_len);
+	struct tcp_priv *p = ctx;
+
+	hitel_bpf_munmap(p->rows, p->rows_len);
 	p->rows = NULL;
 	tcp_bpf__destroy(p->skel);
 	p->skel = NULL;
 }
 
-static int tcp_load(struct tcp_priv *p, int raw, char *why, size_t whylen)
+static struct bpf_object_skeleton *tcp_open(void *ctx, const struct bpf_object_open_opts *oo)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	const char *step = "open";
-	long page = sysconf(_SC_PAGESIZE);
-	void *m;
-	int err = 0;
+	struct tcp_priv *p = ctx;
 
-	if (p->opts.btf[0])
-		oo.btf_custom_path = p->opts.btf;
-	p->skel = tcp_bpf__open_opts(&oo);
-	if (!p->skel) {
-		err = -errno;
-		goto cleanup;
-	}
-	hitel_bpf_select(p->skel->obj, raw);
-	step = "configure";
+	p->skel = tcp_bpf__open_opts(oo);
+	return p->skel ? p->skel->skeleton : NULL;
+}
+
+static int tcp_configure(void *ctx, int raw)
+{
+	struct tcp_priv *p = ctx;
+	int err;
+
+	(void)raw;
 	err = bpf_map__set_max_entries(p->skel->maps.rows, p->ncpus);
 	if (!err)
 		err = bpf_map__set_max_entries(p->skel->maps.connecting, p->max_connects);
-	if (err)
-		goto cleanup;
-	step = "load";
-	err = tcp_bpf__load(p->skel);
-	if (err)
-		goto cleanup;
-	step = "attach";
-	err = tcp_bpf__attach(p->skel);
-	if (err)
-		goto cleanup;
-	step = "mmap";
-	p->rows_len = ((size_t)p->ncpus * sizeof(struct tcp_row) + (size_t)page - 1) /
-		      (size_t)page * (size_t)page;
-	m = mmap(NULL, p->rows_len, PROT_READ, MAP_SHARED, bpf_map__fd(p->skel->maps.rows), 0);
-	if (m == MAP_FAILED) {
-		err = -errno;
-		goto cleanup;
-	}
-	p->rows = m;
-	p->raw = raw;
-cleanup:
-	if (err) {
-		if (err > 0)
-			err = -err;
-		snprintf(why, whylen, "%s %s: %s%s", raw ? "raw_tp" : "tp_btf", step,
-			 strerror(-err), hitel_bpf_hint(err));
-		tcp_unload(p);
-	}
 	return err;
 }
+
+static int tcp_mmap(void *ctx)
+{
+	struct tcp_priv *p = ctx;
+
+	p->rows = hitel_bpf_mmap(p->skel->maps.rows, p->ncpus, sizeof(struct tcp_row),
+				 &p->rows_len);
+	return p->rows ? 0 : -errno;
+}
+
+static const struct hitel_bpf_loader tcp_loader = {
+	.open = tcp_open,
+	.configure = tcp_configure,
+	.mmap = tcp_mmap,
+	.unload = tcp_unload,
+};
 
 static int tcp_init(struct hitel_sampler *s)
 {
 	struct tcp_priv *p = hitel_sampler_priv(s);
 	struct hitel_registry *reg = hitel_sampler_registry(s);
-	struct hitel_label who = { "sampler", hitel_sampler_name(s) };
-	char why_btf[192] = "", why_raw[192] = "";
-	size_t nopt = hitel_sampler_values(s, "max_connects");
 	unsigned int i;
 	int err, n;
 
 	hitel_bpf_opts_load(s, &p->opts);
-	p->max_connects = CONNECTS_DEFAULT;
-	if (nopt)
-		parse_connects(hitel_sampler_value(s, "max_connects", nopt - 1),
-			       &p->max_connects);
+	p->max_connects = hitel_bpf_count_value(s, "max_connects", CONNECTS_DEFAULT, CONNECTS_MAX);
 	err = hitel_bpf_precheck(s, &p->opts);
 	if (err)
 		return err;
@@ -279,34 +227,19 @@ static int tcp_init(struct hitel_sampler *s)
 			snprintf(p->slots[i].name, REASON_LEN, "reason_%u", i);
 	snprintf(p->slots[TCP_DROP_SLOTS - 1].name, REASON_LEN, "other");
 
-	err = -EINVAL;
-	if (p->opts.attach != HITEL_BPF_ATTACH_RAW_TP)
-		err = tcp_load(p, 0, why_btf, sizeof(why_btf));
-	if (err && p->opts.attach != HITEL_BPF_ATTACH_TP_BTF)
-		err = tcp_load(p, 1, why_raw, sizeof(why_raw));
-	if (err) {
-		hitel_sampler_fail(s, "cannot load BPF programs: %s%s%s", why_btf,
-				   why_btf[0] && why_raw[0] ? "; " : "", why_raw);
+	err = hitel_bpf_load(s, &p->opts, &tcp_loader, p);
+	if (err < 0)
 		return err;
-	}
-	if (why_btf[0])
-		hitel_sampler_log(s, HITEL_LOG_NOTICE, "using the raw_tp fallback: %s", why_btf);
+	p->raw = err;
 	p->prev_ns = hitel_now_ns();
 
 	p->connect = hitel_registry_series(reg, &connect_desc, NULL, 0);
 	p->retransmits = hitel_registry_series(reg, &retransmits_desc, NULL, 0);
-	p->lost = hitel_registry_series(reg, &lost_desc, &who, 1);
-	if (!p->connect || !p->retransmits || !p->lost) {
-		err = errno ? -errno : -ENOMEM;
-		hitel_sampler_fail(s, "cannot create series: %s", strerror(-err));
-		return err;
-	}
+	p->lost = hitel_bpf_lost_series(s);
+	if (!p->connect || !p->retransmits || !p->lost)
+		return hitel_bpf_fail_series(s);
 	p->stats = hitel_bpf_stats_new(s, p->skel->obj, &p->opts);
-	if (!p->stats) {
-		hitel_sampler_fail(s, "out of memory");
-		return -ENOMEM;
-	}
-	return 0;
+	return p->stats ? 0 : -ENOMEM;
 }
 
 /*
@@ -326,10 +259,7 @@ static struct hitel_series *drop_series(struct hitel_sampler *s, struct tcp_priv
 	d->seen = 1;
 	if (!hitel_sampler_match(s, d->name))
 		return NULL;
-	/* NULL at the family's series cap: counted and logged by the registry. */
-	d->series = hitel_registry_series(hitel_sampler_registry(s), &drops_desc, &l, 1);
-	if (d->series)
-		hitel_series_counter(d->series, 0, p->prev_ns);
+	d->series = hitel_bpf_counter_series(s, &drops_desc, &l, 1, p->prev_ns);
 	return d->series;
 }
 
@@ -350,9 +280,8 @@ static int tcp_read(struct hitel_sampler *s, uint64_t now_ns)
 		for (i = 0; i < TCP_DROP_SLOTS; i++)
 			p->drops[i] += r->drops[i];
 	}
-	memcpy(p->counts, p->skel->bss->connect_hist.buckets, sizeof(p->counts));
-	err = hitel_series_hist_load(p->connect, p->counts, HITEL_BPF_BUCKETS,
-				     p->skel->bss->connect_hist.sum, now_ns);
+	err = hitel_bpf_hist_load(p->connect, &p->skel->bss->connect_hist, 0, 1, p->counts, NULL,
+				  now_ns);
 	if (err) {
 		hitel_sampler_fail(s, "histogram shape mismatch: %s", strerror(-err));
 		return err;
