@@ -155,28 +155,6 @@ static const struct fixture_case cases[] = {
 	{"disk/garbage", 17 + 11 + 11, want_garbage, N(want_garbage), absent_garbage},
 };
 
-static void status_of(struct hitel_engine *e, const char *name, struct hitel_sampler_status *st)
-{
-	size_t i, n = hitel_engine_sampler_count(e);
-
-	for (i = 0; i < n; i++) {
-		ck_assert_int_eq(hitel_engine_sampler_status(e, i, st), 0);
-		if (strcmp(st->name, name) == 0)
-			return;
-	}
-	ck_abort_msg("sampler %s not in the engine", name);
-}
-
-static size_t count_prefix(const struct hitel_snapshot *snap, const char *prefix)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < hitel_snapshot_len(snap); i++)
-		if (strncmp(hitel_snapshot_point(snap, i)->family, prefix, strlen(prefix)) == 0)
-			n++;
-	return n;
-}
-
 static struct hitel_engine *fixture_engine(const char *dir)
 {
 	char *root = tu_fixture(dir);
@@ -195,7 +173,7 @@ START_TEST(test_fixture)
 	size_t i;
 
 	ck_assert_int_eq(hitel_engine_run_once(e, SEC), 0);
-	status_of(e, "disk", &st);
+	tu_status(e, "disk", &st);
 	ck_assert_msg(st.up == 1, "%s: down: %s", c->dir, st.reason);
 	snap = hitel_engine_snapshot(e);
 	ck_assert_ptr_nonnull(snap);
@@ -210,7 +188,7 @@ START_TEST(test_fixture)
 		ck_assert_msg(!hitel_snapshot_find(snap, c->absent[i], c->absent[i + 1]),
 			      "%s: %s{%s} should not exist", c->dir, c->absent[i],
 			      c->absent[i + 1]);
-	ck_assert_uint_eq(count_prefix(snap, "block/"), c->nseries);
+	ck_assert_uint_eq(tu_count_prefix(snap, "block/"), c->nseries);
 	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 }
@@ -264,7 +242,7 @@ START_TEST(test_rate)
 	write_stats(root, " 254 0 vda 1300 10 10400 520 2100 21 16800 900 5 3250 5600 "
 			  "0 0 0 0 60 7\n");
 	ck_assert_int_eq(hitel_engine_run_once(e, 10 * SEC + SEC / 2), 0);
-	status_of(e, "disk", &st);
+	tu_status(e, "disk", &st);
 	ck_assert_msg(st.up, "down: %s", st.reason);
 	snap = hitel_engine_snapshot(e);
 
@@ -334,7 +312,7 @@ START_TEST(test_devices_come_and_go)
 	ck_assert_uint_eq(hitel_hist_max(p->hist), 10);
 	p = tu_point(snap, "block/io/ops", "device=vdb,op=read");
 	ck_assert_uint_eq(p->value, 7);
-	ck_assert_uint_eq(count_prefix(snap, "block/"), 22);
+	ck_assert_uint_eq(tu_count_prefix(snap, "block/"), 22);
 	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 	tu_rmtree(root);
@@ -375,7 +353,7 @@ START_TEST(test_filter)
 		tu_point(snap, "block/io/ops", c->present);
 	if (c->absent)
 		ck_assert_ptr_null(hitel_snapshot_find(snap, "block/io/ops", c->absent));
-	ck_assert_uint_eq(count_prefix(snap, "block/"), c->nseries);
+	ck_assert_uint_eq(tu_count_prefix(snap, "block/"), c->nseries);
 	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 }
@@ -387,7 +365,7 @@ START_TEST(test_empty_file)
 	struct hitel_sampler_status st;
 
 	hitel_engine_run_once(e, SEC);
-	status_of(e, "disk", &st);
+	tu_status(e, "disk", &st);
 	ck_assert_int_eq(st.up, 0);
 	ck_assert_msg(strstr(st.reason, "proc/diskstats") != NULL, "reason: %s", st.reason);
 	hitel_engine_free(e);
@@ -402,7 +380,7 @@ START_TEST(test_missing_file)
 	char path[512];
 
 	hitel_engine_run_once(e, SEC);
-	status_of(e, "disk", &st);
+	tu_status(e, "disk", &st);
 	ck_assert_int_eq(st.up, 0);
 	snprintf(path, sizeof(path), "%s/proc/diskstats", root);
 	ck_assert_msg(strstr(st.reason, path) != NULL, "reason: %s", st.reason);
@@ -464,7 +442,7 @@ START_TEST(test_live)
 	s1 = hitel_engine_snapshot(e);
 	hitel_engine_run_once(e, t + SEC / 10);
 	s2 = hitel_engine_snapshot(e);
-	status_of(e, "disk", &st);
+	tu_status(e, "disk", &st);
 	ck_assert_msg(st.up, "down: %s", st.reason);
 	p1 = tu_point(s1, "block/io/ops", labels);
 	p2 = tu_point(s2, "block/io/ops", labels);

@@ -282,18 +282,6 @@ static struct hitel_sampler *add(struct hitel_engine *e, const struct hitel_samp
 	return s;
 }
 
-static void status_of(struct hitel_engine *e, const char *name, struct hitel_sampler_status *st)
-{
-	size_t i;
-
-	for (i = 0; i < hitel_engine_sampler_count(e); i++) {
-		ck_assert_int_eq(hitel_engine_sampler_status(e, i, st), 0);
-		if (strcmp(st->name, name) == 0)
-			return;
-	}
-	ck_abort_msg("no sampler %s", name);
-}
-
 static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = { (time_t)(ns / SEC), (long)(ns % SEC) };
@@ -428,12 +416,12 @@ START_TEST(test_sampler_values_match)
 
 	/* Rates: explicit, ops default, engine rate. */
 	ck_assert_int_eq(hitel_sampler_set(s, "rate", "25", err, sizeof(err)), 0);
-	status_of(e, "ramp", &st);
+	tu_status(e, "ramp", &st);
 	ck_assert_uint_eq(st.rate_hz, 25);
-	status_of(e, "stamp", &st);
+	tu_status(e, "stamp", &st);
 	ck_assert_uint_eq(st.rate_hz, 100);
 	add(e, &plain_ops);
-	status_of(e, "plain", &st);
+	tu_status(e, "plain", &st);
 	ck_assert_uint_eq(st.rate_hz, 5);
 	ck_assert_int_eq(hitel_engine_sampler_status(e, 3, &st), -ERANGE);
 
@@ -546,7 +534,7 @@ START_TEST(test_run_once_rates)
 	ck_assert_uint_eq(p->value, 0);
 	hitel_snapshot_free(snap);
 
-	status_of(e, "ramp", &st);
+	tu_status(e, "ramp", &st);
 	ck_assert_int_eq(st.up, 1);
 	ck_assert_str_eq(st.reason, "");
 	ck_assert_uint_eq(st.reads, 101);
@@ -579,15 +567,15 @@ START_TEST(test_init_failure)
 	ck_assert_int_eq(hitel_engine_run_once(e, t), 0);
 	ck_assert_int_eq(hitel_engine_run_once(e, t + 1 * SEC), 0);
 
-	status_of(e, "broken", &st);
+	tu_status(e, "broken", &st);
 	ck_assert_int_eq(st.up, 0);
 	ck_assert_str_eq(st.reason, "no widget in /sys/class/widget");
 	ck_assert_uint_eq(st.reads, 0);
-	status_of(e, "mute", &st);
+	tu_status(e, "mute", &st);
 	ck_assert_int_eq(st.up, 0);
 	snprintf(want, sizeof(want), "init failed: %s", strerror(EACCES));
 	ck_assert_str_eq(st.reason, want);
-	status_of(e, "ramp", &st);
+	tu_status(e, "ramp", &st);
 	ck_assert_int_eq(st.up, 1);
 	ck_assert_uint_eq(st.reads, 2);
 	/* fini runs after a failed init too. */
@@ -620,7 +608,7 @@ START_TEST(test_init_failure)
 	ck_assert_int_eq(nevents, 2);
 	ck_assert_int_eq(hitel_engine_run_once(e, t + 20 * SEC), 0);
 	ck_assert_int_eq(fakes[F_BROKEN].init_calls, 3); /* succeeds */
-	status_of(e, "broken", &st);
+	tu_status(e, "broken", &st);
 	ck_assert_int_eq(st.up, 1);
 	ck_assert_str_eq(st.reason, "");
 	ck_assert_uint_eq(st.reads, 1);
@@ -655,10 +643,10 @@ START_TEST(test_read_recover)
 		snprintf(want, sizeof(want), "read failed: %s", strerror(EIO));
 
 	ck_assert_int_eq(hitel_engine_run_once(e, t), 0);
-	status_of(e, "flaky", &st);
+	tu_status(e, "flaky", &st);
 	ck_assert_int_eq(st.up, 1);
 	ck_assert_int_eq(hitel_engine_run_once(e, t + 100 * MS), 0); /* read 2 fails */
-	status_of(e, "flaky", &st);
+	tu_status(e, "flaky", &st);
 	ck_assert_int_eq(st.up, 0);
 	ck_assert_str_eq(st.reason, want);
 	ck_assert_uint_eq(st.errors, 1);
@@ -671,13 +659,13 @@ START_TEST(test_read_recover)
 	ck_assert_uint_eq(fakes[F_FLAKY].reads, 2);
 	ck_assert_int_eq(hitel_engine_run_once(e, t + 1100 * MS), 0); /* read 3 fails */
 	ck_assert_uint_eq(fakes[F_FLAKY].reads, 3);
-	status_of(e, "flaky", &st);
+	tu_status(e, "flaky", &st);
 	ck_assert_int_eq(st.up, 0);
 	ck_assert_uint_eq(st.errors, 2);
 	ck_assert_int_eq(nevents, 1); /* still down: no new event */
 	ck_assert_int_eq(warnings, 1); /* same reason: logged once */
 	ck_assert_int_eq(hitel_engine_run_once(e, t + 2200 * MS), 0); /* read 4 succeeds */
-	status_of(e, "flaky", &st);
+	tu_status(e, "flaky", &st);
 	ck_assert_int_eq(st.up, 1);
 	ck_assert_str_eq(st.reason, "");
 	ck_assert_uint_eq(st.reads, 4);
@@ -864,7 +852,7 @@ START_TEST(test_sampler_rate)
 	gap = median_gap(&fakes[F_ODD]);
 	ck_assert_msg(gap >= 27 * MS && gap <= 38 * MS, "30 Hz sampler: median gap %llu ns",
 		      (unsigned long long)gap);
-	status_of(e, "slow", &st);
+	tu_status(e, "slow", &st);
 	ck_assert_uint_eq(st.rate_hz, 20);
 	ck_assert_uint_eq(st.reads, slow);
 	hitel_engine_free(e);
@@ -1123,10 +1111,10 @@ START_TEST(test_takeover_keeps_state)
 	errno = 0;
 	ck_assert_ptr_null(hitel_engine_window(e, 300 * MS)); /* registered with old only */
 	ck_assert_int_eq(errno, ENOENT);
-	status_of(e, "ramp", &st);
+	tu_status(e, "ramp", &st);
 	ck_assert_int_eq(st.up, 1);
 	ck_assert_uint_eq(st.rate_hz, 50);
-	status_of(e, "flaky", &st);
+	tu_status(e, "flaky", &st);
 	ck_assert_uint_gt(st.errors, 0);
 
 	hitel_engine_free(old);

@@ -117,28 +117,6 @@ static const struct fixture_case cases[] = {
 	 absent_only_netstat},
 };
 
-static void status_of(struct hitel_engine *e, const char *name, struct hitel_sampler_status *st)
-{
-	size_t i, n = hitel_engine_sampler_count(e);
-
-	for (i = 0; i < n; i++) {
-		ck_assert_int_eq(hitel_engine_sampler_status(e, i, st), 0);
-		if (strcmp(st->name, name) == 0)
-			return;
-	}
-	ck_abort_msg("sampler %s not in the engine", name);
-}
-
-static size_t count_prefix(const struct hitel_snapshot *snap, const char *prefix)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < hitel_snapshot_len(snap); i++)
-		if (strncmp(hitel_snapshot_point(snap, i)->family, prefix, strlen(prefix)) == 0)
-			n++;
-	return n;
-}
-
 START_TEST(test_fixture)
 {
 	const struct fixture_case *c = &cases[_i];
@@ -149,7 +127,7 @@ START_TEST(test_fixture)
 	size_t i;
 
 	ck_assert_int_eq(hitel_engine_run_once(e, SEC), 0);
-	status_of(e, "netstat", &st);
+	tu_status(e, "netstat", &st);
 	ck_assert_msg(st.up == 1, "%s: down: %s", c->dir, st.reason);
 	snap = hitel_engine_snapshot(e);
 	for (i = 0; i < c->nwant; i++) {
@@ -165,9 +143,9 @@ START_TEST(test_fixture)
 	for (i = 0; c->absent && c->absent[i]; i++)
 		ck_assert_msg(!hitel_snapshot_find(snap, c->absent[i], ""),
 			      "%s: %s should not exist", c->dir, c->absent[i]);
-	ck_assert_uint_eq(count_prefix(snap, "tcp/"), c->ntcp);
-	ck_assert_uint_eq(count_prefix(snap, "udp/"), c->nudp);
-	ck_assert_uint_eq(count_prefix(snap, "udplite/"), c->nudplite);
+	ck_assert_uint_eq(tu_count_prefix(snap, "tcp/"), c->ntcp);
+	ck_assert_uint_eq(tu_count_prefix(snap, "udp/"), c->nudp);
+	ck_assert_uint_eq(tu_count_prefix(snap, "udplite/"), c->nudplite);
 	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 	free(root);
@@ -254,7 +232,7 @@ START_TEST(test_empty_files)
 	struct hitel_sampler_status st;
 
 	hitel_engine_run_once(e, SEC);
-	status_of(e, "netstat", &st);
+	tu_status(e, "netstat", &st);
 	ck_assert_int_eq(st.up, 0);
 	ck_assert_msg(strstr(st.reason, "no known TCP or UDP counter") != NULL, "reason: %s",
 		      st.reason);
@@ -272,7 +250,7 @@ START_TEST(test_missing_files)
 	char path[512];
 
 	hitel_engine_run_once(e, SEC);
-	status_of(e, "netstat", &st);
+	tu_status(e, "netstat", &st);
 	ck_assert_int_eq(st.up, 0);
 	snprintf(path, sizeof(path), "cannot open %s/proc/net/snmp", root);
 	ck_assert_msg(strstr(st.reason, path) != NULL, "reason: %s", st.reason);
@@ -310,7 +288,7 @@ START_TEST(test_live_connect)
 	ck_assert_int_ge(a, 0);
 	hitel_engine_run_once(e, t + SEC / 10);
 	s2 = hitel_engine_snapshot(e);
-	status_of(e, "netstat", &st);
+	tu_status(e, "netstat", &st);
 	ck_assert_msg(st.up, "down: %s", st.reason);
 
 	ck_assert_uint_ge(tu_point(s2, "tcp/active_opens", "")->value,

@@ -108,28 +108,6 @@ static const struct fixture_case cases[] = {
 	{"network/garbage", 3 * 16, want_garbage, N(want_garbage), absent_garbage},
 };
 
-static void status_of(struct hitel_engine *e, const char *name, struct hitel_sampler_status *st)
-{
-	size_t i, n = hitel_engine_sampler_count(e);
-
-	for (i = 0; i < n; i++) {
-		ck_assert_int_eq(hitel_engine_sampler_status(e, i, st), 0);
-		if (strcmp(st->name, name) == 0)
-			return;
-	}
-	ck_abort_msg("sampler %s not in the engine", name);
-}
-
-static size_t count_prefix(const struct hitel_snapshot *snap, const char *prefix)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < hitel_snapshot_len(snap); i++)
-		if (strncmp(hitel_snapshot_point(snap, i)->family, prefix, strlen(prefix)) == 0)
-			n++;
-	return n;
-}
-
 static struct hitel_engine *fixture_engine(const char *dir)
 {
 	char *root = tu_fixture(dir);
@@ -148,7 +126,7 @@ START_TEST(test_fixture)
 	size_t i;
 
 	ck_assert_int_eq(hitel_engine_run_once(e, SEC), 0);
-	status_of(e, "network", &st);
+	tu_status(e, "network", &st);
 	ck_assert_msg(st.up == 1, "%s: down: %s", c->dir, st.reason);
 	snap = hitel_engine_snapshot(e);
 	for (i = 0; i < c->nwant; i++) {
@@ -163,7 +141,7 @@ START_TEST(test_fixture)
 		ck_assert_msg(!hitel_snapshot_find(snap, c->absent[i], c->absent[i + 1]),
 			      "%s: %s{%s} should not exist", c->dir, c->absent[i],
 			      c->absent[i + 1]);
-	ck_assert_uint_eq(count_prefix(snap, "network/"), c->nseries);
+	ck_assert_uint_eq(tu_count_prefix(snap, "network/"), c->nseries);
 	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 }
@@ -189,7 +167,7 @@ START_TEST(test_rate)
 	tu_write(root, "proc/net/dev",
 		 HDR "  eth0: 1250000 1200 1 0 0 0 0 12 600000 800 0 3 0 0 0 0\n");
 	hitel_engine_run_once(e, 5 * SEC + SEC / 4);
-	status_of(e, "network", &st);
+	tu_status(e, "network", &st);
 	ck_assert_msg(st.up, "down: %s", st.reason);
 	snap = hitel_engine_snapshot(e);
 	/* 250 000 bytes in 250 ms: 1 000 000 bytes/s. */
@@ -246,7 +224,7 @@ START_TEST(test_interfaces_come_and_go)
 	ck_assert_uint_eq(hitel_hist_count(p->hist), 1);
 	ck_assert_uint_eq(hitel_hist_min(p->hist), 13);
 	ck_assert_uint_eq(p->updated_ns, 5 * SEC);
-	ck_assert_uint_eq(count_prefix(snap, "network/"), 2 * 16);
+	ck_assert_uint_eq(tu_count_prefix(snap, "network/"), 2 * 16);
 	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 	tu_rmtree(root);
@@ -285,7 +263,7 @@ START_TEST(test_filter)
 	tu_point(snap, "network/receive/bytes", c->present);
 	if (c->absent)
 		ck_assert_ptr_null(hitel_snapshot_find(snap, "network/receive/bytes", c->absent));
-	ck_assert_uint_eq(count_prefix(snap, "network/"), c->nseries);
+	ck_assert_uint_eq(tu_count_prefix(snap, "network/"), c->nseries);
 	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 }
@@ -312,13 +290,13 @@ START_TEST(test_down)
 	char path[512];
 
 	hitel_engine_run_once(e, SEC);
-	status_of(e, "network", &st);
+	tu_status(e, "network", &st);
 	ck_assert_int_eq(st.up, 0);
 	snprintf(path, sizeof(path), "%s/proc/net/dev", root);
 	ck_assert_msg(strstr(st.reason, path) != NULL, "reason: %s", st.reason);
 	ck_assert_msg(strstr(st.reason, c->reason) != NULL, "reason: %s", st.reason);
 	snap = hitel_engine_snapshot(e);
-	ck_assert_uint_eq(count_prefix(snap, "network/"), 0);
+	ck_assert_uint_eq(tu_count_prefix(snap, "network/"), 0);
 	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 	if (!c->dir)

@@ -50,18 +50,6 @@ static const struct fixture_case cases[] = {
 	{"softnet/garbage", want_garbage, N(want_garbage), "1"},
 };
 
-static void status_of(struct hitel_engine *e, const char *name, struct hitel_sampler_status *st)
-{
-	size_t i, n = hitel_engine_sampler_count(e);
-
-	for (i = 0; i < n; i++) {
-		ck_assert_int_eq(hitel_engine_sampler_status(e, i, st), 0);
-		if (strcmp(st->name, name) == 0)
-			return;
-	}
-	ck_abort_msg("sampler %s not in the engine", name);
-}
-
 static size_t count_family(const struct hitel_snapshot *snap, const char *family)
 {
 	size_t i, n = 0;
@@ -92,7 +80,7 @@ START_TEST(test_fixture)
 	size_t i;
 
 	ck_assert_int_eq(hitel_engine_run_once(e, SEC), 0);
-	status_of(e, "softnet", &st);
+	tu_status(e, "softnet", &st);
 	ck_assert_msg(st.up == 1, "%s: down: %s", c->dir, st.reason);
 	snap = hitel_engine_snapshot(e);
 	for (i = 0; i < c->nwant; i++) {
@@ -223,7 +211,7 @@ START_TEST(test_down)
 	char path[512];
 
 	hitel_engine_run_once(e, SEC);
-	status_of(e, "softnet", &st);
+	tu_status(e, "softnet", &st);
 	ck_assert_int_eq(st.up, 0);
 	snprintf(path, sizeof(path), "%s/proc/net/softnet_stat", root);
 	ck_assert_msg(strstr(st.reason, path) != NULL, "reason: %s", st.reason);
@@ -248,7 +236,7 @@ START_TEST(test_live)
 	ck_assert_int_gt(online, 0);
 	hitel_engine_run_once(e, t);
 	hitel_engine_run_once(e, t + SEC / 10);
-	status_of(e, "softnet", &st);
+	tu_status(e, "softnet", &st);
 	ck_assert_msg(st.up, "down: %s", st.reason);
 	snap = hitel_engine_snapshot(e);
 	ck_assert_uint_eq(count_family(snap, "softnet/processed"), (size_t)online);

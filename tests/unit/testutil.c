@@ -114,6 +114,28 @@ const struct hitel_point *tu_point(const struct hitel_snapshot *snap, const char
 	return p;
 }
 
+void tu_status(struct hitel_engine *e, const char *name, struct hitel_sampler_status *st)
+{
+	size_t i, n = hitel_engine_sampler_count(e);
+
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(hitel_engine_sampler_status(e, i, st), 0);
+		if (strcmp(st->name, name) == 0)
+			return;
+	}
+	ck_abort_msg("sampler %s not in the engine", name);
+}
+
+size_t tu_count_prefix(const struct hitel_snapshot *snap, const char *prefix)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < hitel_snapshot_len(snap); i++)
+		if (strncmp(hitel_snapshot_point(snap, i)->family, prefix, strlen(prefix)) == 0)
+			n++;
+	return n;
+}
+
 uint64_t tu_now(void)
 {
 	struct timespec ts;

@@ -35,6 +35,11 @@ struct hitel_engine *tu_engine(const char *sampler, const char *root);
 const struct hitel_point *tu_point(const struct hitel_snapshot *snap, const char *family,
 				   const char *labels);
 
+/* Status of the sampler called name; fails the test if it is not there. */
+void tu_status(struct hitel_engine *e, const char *name, struct hitel_sampler_status *st);
+/* Number of points whose family starts with prefix. */
+size_t tu_count_prefix(const struct hitel_snapshot *snap, const char *prefix);
+
 /* Monotonic ns. */
 uint64_t tu_now(void);
 
