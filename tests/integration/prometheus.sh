@@ -205,65 +205,92 @@ t_up=$(date +%s)
 # engine started before t_up, so hiteld has a complete window ending at T.
 T=$(((t_up + 1 + WINDOW + WINDOW - 1) / WINDOW * WINDOW))
 family='' prom='' qs=''
-attempt=1
+tol=$(awk -v g=$EXPORT_G 'BEGIN { f = 1 + 2 ^ -g; printf "%.6f", f * f }')
+# The distribution must be the same in both samples; a burst of other work
+# on the machine (or a new tail bucket) can break that for one window, so a
+# window whose quantiles disagree is retried, up to three windows.
+qratio() {
+	local q=$1 label hq pq
+	label=$(awk -v q="$q" 'BEGIN { s = sprintf("%g", q * 100); sub(/\./, "", s); print "p" s }')
+	hq=$(jq -r --arg f "$family" --arg p "$label" \
+		'.metrics[] | select(.name == $f) | .percentiles[$p] // empty' "$tmp/vars.json")
+	pq=$(awk -v q="$q" '$1 == q { print $2 }' "$tmp/answers")
+	echo "$label ${pq:-0} ${hq:-0}"
+}
+round=1
 while :; do
-	# Until T + 3: the scrapes up to T are stored and hiteld has rotated its
-	# window (on its first tick after T); the one it serves then ends at T
-	# until T + WINDOW.
-	while [ "$(date +%s)" -lt $((T + 3)) ]; do
-		sleep 0.2
-	done
-	curl -s --max-time 10 -o "$tmp/vars.json" "http://127.0.0.1:$port/vars.json"
-	fetched=$(date +%s)
-	if [ -z "$family" ]; then
-		# The histogram: the run queue latency (BPF); without BPF the
-		# sampler is down, and the engine's lateness stands in at its
-		# median (its tail is too sparse at 100 samples a second for a
-		# p99 to be reproducible).
-		rq_up=$(jq -r '.metrics[] | select(.name == "hitel/sampler/up" and .labels.sampler == "bpf_runqueue") | .value' \
-			"$tmp/vars.json" 2>/dev/null)
-		if [ "$rq_up" = 1 ]; then
-			family=scheduler/runqueue/latency
-			prom=hitel_scheduler_runqueue_latency_seconds
-			qs="0.99 0.5"
-		else
-			echo "# bpf_runqueue is down here ('$rq_up'): comparing hitel/engine/lateness instead"
-			family=hitel/engine/lateness
-			prom=hitel_hitel_engine_lateness_seconds
-			qs="0.5"
+	attempt=1
+	while :; do
+		# Until T + 3: the scrapes up to T are stored and hiteld has rotated its
+		# window (on its first tick after T); the one it serves then ends at T
+		# until T + WINDOW.
+		while [ "$(date +%s)" -lt $((T + 3)) ]; do
+			sleep 0.2
+		done
+		curl -s --max-time 10 -o "$tmp/vars.json" "http://127.0.0.1:$port/vars.json"
+		fetched=$(date +%s)
+		if [ -z "$family" ]; then
+			# The histogram: the run queue latency (BPF); without BPF the
+			# sampler is down, and the engine's lateness stands in at its
+			# median (its tail is too sparse at 100 samples a second for a
+			# p99 to be reproducible).
+			rq_up=$(jq -r '.metrics[] | select(.name == "hitel/sampler/up" and .labels.sampler == "bpf_runqueue") | .value' \
+				"$tmp/vars.json" 2>/dev/null)
+			if [ "$rq_up" = 1 ]; then
+				family=scheduler/runqueue/latency
+				prom=hitel_scheduler_runqueue_latency_seconds
+				qs="0.99 0.5"
+			else
+				echo "# bpf_runqueue is down here ('$rq_up'): comparing hitel/engine/lateness instead"
+				family=hitel/engine/lateness
+				prom=hitel_hitel_engine_lateness_seconds
+				qs="0.5"
+			fi
 		fi
-	fi
-	# /metrics lists a bucket from the scrape where it first has a value.
-	# rate() of a bucket series born inside the range covers only its own
-	# samples, far less than its neighbours' (its count is cumulative over
-	# every bucket below it); histogram_quantile then forces the buckets
-	# monotonic, which empties the newcomer, and a quantile whose bucket lies
-	# above it moves up. That is the first window of a new bucket only (the
-	# load is steady: at most a rare new bucket far in the tail) and says
-	# nothing about either side's arithmetic, so compare a window where no
-	# bucket is new below the ones Prometheus's quantiles fall in.
-	les "$((T - WINDOW))" >"$tmp/les0"
-	les "$T" >"$tmp/les1"
-	first_new=$(comm -13 "$tmp/les0" "$tmp/les1" | sort -g | head -n 1)
-	affected=
-	: >"$tmp/answers"
+		# /metrics lists a bucket from the scrape where it first has a value.
+		# rate() of a bucket series born inside the range covers only its own
+		# samples, far less than its neighbours' (its count is cumulative over
+		# every bucket below it); histogram_quantile then forces the buckets
+		# monotonic, which empties the newcomer, and a quantile whose bucket lies
+		# above it moves up. That is the first window of a new bucket only (the
+		# load is steady: at most a rare new bucket far in the tail) and says
+		# nothing about either side's arithmetic, so compare a window where no
+		# bucket is new below the ones Prometheus's quantiles fall in.
+		les "$((T - WINDOW))" >"$tmp/les0"
+		les "$T" >"$tmp/les1"
+		first_new=$(comm -13 "$tmp/les0" "$tmp/les1" | sort -g | head -n 1)
+		affected=
+		: >"$tmp/answers"
+		for q in $qs; do
+			pq=$(promq "histogram_quantile($q, rate(${prom}_bucket[${WINDOW}s]))" "$T")
+			echo "$q $pq" >>"$tmp/answers"
+			# The bucket pq fell in: the first le at T not below it.
+			le_q=$(sort -g "$tmp/les1" | awk -v v="${pq:-0}" '$1 + 0 >= v + 0 { print; exit }')
+			if [ -n "$first_new" ] && [ -n "$le_q" ] &&
+				awk -v a="$le_q" -v b="$first_new" 'BEGIN { exit !(a + 0 >= b + 0) }'; then
+				affected="$affected $q"
+			fi
+		done
+		[ -z "$affected" ] && break
+		if [ $attempt -ge 4 ]; then
+			echo "# a new bucket under the quantiles in $attempt windows in a row: comparing anyway"
+			break
+		fi
+		echo "# $prom: new bucket le=$first_new in the window ending at $T, under q=$affected: taking the next window"
+		attempt=$((attempt + 1))
+		T=$((T + WINDOW))
+	done
+	qbad=0
 	for q in $qs; do
-		pq=$(promq "histogram_quantile($q, rate(${prom}_bucket[${WINDOW}s]))" "$T")
-		echo "$q $pq" >>"$tmp/answers"
-		# The bucket pq fell in: the first le at T not below it.
-		le_q=$(sort -g "$tmp/les1" | awk -v v="${pq:-0}" '$1 + 0 >= v + 0 { print; exit }')
-		if [ -n "$first_new" ] && [ -n "$le_q" ] &&
-			awk -v a="$le_q" -v b="$first_new" 'BEGIN { exit !(a + 0 >= b + 0) }'; then
-			affected="$affected $q"
-		fi
+		set -- $(qratio "$q")
+		a=$2 b=$3 hi=$tol
+		fcmp "a + 0 > 0 && b + 0 > 0 && a / b <= hi && b / a <= hi" || qbad=1
 	done
-	[ -z "$affected" ] && break
-	if [ $attempt -ge 4 ]; then
-		echo "# a new bucket under the quantiles in $attempt windows in a row: comparing anyway"
+	if [ $qbad -eq 0 ] || [ $round -ge 3 ]; then
 		break
 	fi
-	echo "# $prom: new bucket le=$first_new in the window ending at $T, under q=$affected: taking the next window"
-	attempt=$((attempt + 1))
+	echo "# quantiles disagree in the window ending at $T: taking the next window"
+	round=$((round + 1))
 	T=$((T + WINDOW))
 done
 wsec=$(jq -r '.window_seconds' "$tmp/vars.json" 2>/dev/null)
@@ -293,12 +320,9 @@ check "up{job=\"hitel\"} == 1 at T ($up)" test "$up" = 1
 #   by sampling noise only, which can still move a quantile lying near a
 #   bucket edge into the neighbouring bucket. One more bucket of slack:
 #   the ratio must be within (1 + 2^-g)^2 = 1.5625 either way.
-tol=$(awk -v g=$EXPORT_G 'BEGIN { f = 1 + 2 ^ -g; printf "%.6f", f * f }')
 for q in $qs; do
-	label=$(awk -v q="$q" 'BEGIN { s = sprintf("%g", q * 100); sub(/\./, "", s); print "p" s }')
-	hq=$(jq -r --arg f "$family" --arg p "$label" \
-		'.metrics[] | select(.name == $f) | .percentiles[$p] // empty' "$tmp/vars.json")
-	pq=$(awk -v q="$q" '$1 == q { print $2 }' "$tmp/answers")
+	set -- $(qratio "$q")
+	label=$1 pq=$2 hq=$3
 	ratio=$(awk -v a="${pq:-0}" -v b="${hq:-0}" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b; else print "none" }')
 	a=$pq b=$hq hi=$tol
 	check "$family: Prometheus's q=$q ($pq s) / hiteld's $label ($hq s) = $ratio, within x$tol either way" \
