@@ -166,41 +166,6 @@ void btu_check_prog_lifetime(const char *sampler, const char *attach, const char
 
 /* ---- failures ------------------------------------------------------------ */
 
-static const struct hitel_family_desc dummy_desc = {
-	.name = "test/dummy/reads",
-	.help = "Reads of the dummy sampler.",
-	.unit = "reads",
-	.kind = HITEL_KIND_COUNTER,
-};
-
-struct dummy_priv {
-	struct hitel_series *series;
-	uint64_t reads;
-};
-
-static int dummy_init(struct hitel_sampler *s)
-{
-	struct dummy_priv *p = hitel_sampler_priv(s);
-
-	p->series = hitel_registry_series(hitel_sampler_registry(s), &dummy_desc, NULL, 0);
-	return p->series ? 0 : -ENOMEM;
-}
-
-static int dummy_read(struct hitel_sampler *s, uint64_t now_ns)
-{
-	struct dummy_priv *p = hitel_sampler_priv(s);
-
-	hitel_series_counter(p->series, ++p->reads, now_ns);
-	return 0;
-}
-
-static const struct hitel_sampler_ops dummy_ops = {
-	.name = "dummy",
-	.help = "test",
-	.priv_size = sizeof(struct dummy_priv),
-	.init = dummy_init,
-	.read = dummy_read,
-};
 
 /* As btu_check_fails, but returns 0 or 1 with msg filled, without Check
  * assertions, so that a forked child can use it. */
@@ -216,7 +181,7 @@ static int fails_as(const char *sampler, const char *key, const char *value, con
 	int ret = 1;
 
 	hitel_log_set_level(HITEL_LOG_ERR); /* the failure is expected */
-	if (!s || !hitel_engine_sampler_add_ops(e, &dummy_ops)) {
+	if (!s || !hitel_engine_sampler_add_ops(e, &tu_dummy_ops)) {
 		snprintf(msg, msglen, "setup failed");
 		goto cleanup;
 	}

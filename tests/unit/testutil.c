@@ -136,6 +136,44 @@ size_t tu_count_prefix(const struct hitel_snapshot *snap, const char *prefix)
 	return n;
 }
 
+/* A trivial counter sampler: tests that one sampler failing leaves the
+ * others working add it next to the one that fails. */
+static const struct hitel_family_desc dummy_desc = {
+	.name = "test/dummy/reads",
+	.help = "Reads of the dummy sampler.",
+	.unit = "reads",
+	.kind = HITEL_KIND_COUNTER,
+};
+
+struct dummy_priv {
+	struct hitel_series *series;
+	uint64_t reads;
+};
+
+static int dummy_init(struct hitel_sampler *s)
+{
+	struct dummy_priv *p = hitel_sampler_priv(s);
+
+	p->series = hitel_registry_series(hitel_sampler_registry(s), &dummy_desc, NULL, 0);
+	return p->series ? 0 : -ENOMEM;
+}
+
+static int dummy_read(struct hitel_sampler *s, uint64_t now_ns)
+{
+	struct dummy_priv *p = hitel_sampler_priv(s);
+
+	hitel_series_counter(p->series, ++p->reads, now_ns);
+	return 0;
+}
+
+const struct hitel_sampler_ops tu_dummy_ops = {
+	.name = "dummy",
+	.help = "test",
+	.priv_size = sizeof(struct dummy_priv),
+	.init = dummy_init,
+	.read = dummy_read,
+};
+
 uint64_t tu_now(void)
 {
 	struct timespec ts;

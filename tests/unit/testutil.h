@@ -40,6 +40,9 @@ void tu_status(struct hitel_engine *e, const char *name, struct hitel_sampler_st
 /* Number of points whose family starts with prefix. */
 size_t tu_count_prefix(const struct hitel_snapshot *snap, const char *prefix);
 
+/* "dummy": counts its reads in test/dummy/reads. */
+extern const struct hitel_sampler_ops tu_dummy_ops;
+
 /* Monotonic ns. */
 uint64_t tu_now(void);
 
