@@ -29,6 +29,7 @@
 #include "hist.h"
 #include "registry.h"
 #include "sampler.h"
+#include "bpf_testutil.h"
 #include "testutil.h"
 
 #ifndef CAP_PERFMON
@@ -480,81 +481,18 @@ END_TEST
 
 /* ---- failures ------------------------------------------------------------------ */
 
-/*
- * bpf_runqueue with option key=value must be down with a reason containing
- * want, while the dummy sampler next to it records. Returns 0, or 1 with
- * msg filled: no Check assertions, so that a forked child can use it too.
- */
-static int fails_as(const char *key, const char *value, const char *want, char *msg,
-		    size_t msglen)
-{
-	struct hitel_engine *e = hitel_engine_new();
-	struct hitel_sampler *s = e ? hitel_engine_sampler_add(e, "bpf_runqueue") : NULL;
-	struct hitel_sampler_status st, dummy;
-	struct hitel_snapshot *snap = NULL;
-	const struct hitel_point *pt;
-	size_t i;
-	int ret = 1;
-
-	hitel_log_set_level(HITEL_LOG_ERR); /* the failure is expected */
-	if (!s || !hitel_engine_sampler_add_ops(e, &tu_dummy_ops)) {
-		snprintf(msg, msglen, "setup failed");
-		goto cleanup;
-	}
-	if (key && hitel_sampler_set(s, key, value, msg, msglen) != 0)
-		goto cleanup;
-	if (hitel_engine_run_once(e, tu_now()) || hitel_engine_run_once(e, tu_now())) {
-		snprintf(msg, msglen, "run_once failed");
-		goto cleanup;
-	}
-	memset(&st, 0, sizeof(st));
-	memset(&dummy, 0, sizeof(dummy));
-	for (i = 0; i < hitel_engine_sampler_count(e); i++) {
-		struct hitel_sampler_status x;
-
-		hitel_engine_sampler_status(e, i, &x);
-		if (strcmp(x.name, "bpf_runqueue") == 0)
-			st = x;
-		else if (strcmp(x.name, "dummy") == 0)
-			dummy = x;
-	}
-	snap = hitel_engine_snapshot(e);
-	pt = snap ? hitel_snapshot_find(snap, "test/dummy/reads", "") : NULL;
-	if (st.up != 0 || !strstr(st.reason, want))
-		snprintf(msg, msglen, "bpf_runqueue up=%d reason '%s', want '%s'", st.up,
-			 st.reason, want);
-	else if (dummy.up != 1 || !pt || pt->value != 2)
-		snprintf(msg, msglen, "dummy sampler up=%d reads %llu", dummy.up,
-			 pt ? (unsigned long long)pt->value : 0ULL);
-	else if (hitel_snapshot_find(snap, RQ, ""))
-		snprintf(msg, msglen, "%s exists although the sampler is down", RQ);
-	else
-		ret = 0;
-cleanup:
-	hitel_snapshot_free(snap);
-	hitel_engine_free(e);
-	hitel_log_set_level(HITEL_LOG_WARNING);
-	return ret;
-}
-
-static void check_fails(const char *key, const char *value, const char *want)
-{
-	char msg[512] = "";
-
-	ck_assert_msg(fails_as(key, value, want, msg, sizeof(msg)) == 0, "%s", msg);
-}
-
 START_TEST(test_fail_btf_missing)
 {
-	check_fails("btf", "/nonexistent/vmlinux.btf", "/nonexistent/vmlinux.btf");
+	btu_check_fails("bpf_runqueue", "btf", "/nonexistent/vmlinux.btf",
+			"/nonexistent/vmlinux.btf", RQ);
 }
 END_TEST
 
 /* A file that exists but is no BTF: libbpf itself fails, in both flavours. */
 START_TEST(test_fail_btf_bogus)
 {
-	check_fails("btf", "/proc/self/status", "tp_btf load");
-	check_fails("btf", "/proc/self/status", "raw_tp load");
+	btu_check_fails("bpf_runqueue", "btf", "/proc/self/status", "tp_btf load", RQ);
+	btu_check_fails("bpf_runqueue", "btf", "/proc/self/status", "raw_tp load", RQ);
 }
 END_TEST
 
@@ -562,41 +500,7 @@ END_TEST
  * kernel refuses BPF, and the sampler says which capabilities it needs. */
 START_TEST(test_fail_no_caps)
 {
-	pid_t pid = fork();
-	int status;
-
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-		struct __user_cap_data_struct d[2];
-		static const int caps[] = { CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON };
-		char msg[512] = "";
-		size_t i;
-		int fd;
-
-		if (syscall(SYS_capget, &h, d) != 0)
-			_exit(10);
-		for (i = 0; i < 3; i++) {
-			d[caps[i] / 32].effective &= ~(1U << (caps[i] % 32));
-			d[caps[i] / 32].permitted &= ~(1U << (caps[i] % 32));
-		}
-		if (syscall(SYS_capset, &h, d) != 0)
-			_exit(11);
-		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, 8, 1, NULL);
-		if (fd >= 0 || errno != EPERM)
-			_exit(12); /* the kernel must refuse too */
-		if (fails_as(NULL, NULL, "CAP_BPF", msg, sizeof(msg)) != 0) {
-			fprintf(stderr, "%s\n", msg);
-			_exit(1);
-		}
-		_exit(0);
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status), "child died (signal %d)",
-		      WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-	ck_assert_msg(WEXITSTATUS(status) == 0, "child failed with %d (10 capget, 11 capset, "
-						"12 kernel allowed BPF, 1 check failed)",
-		      WEXITSTATUS(status));
+	btu_check_fails_without_caps("bpf_runqueue", RQ);
 }
 END_TEST
 
