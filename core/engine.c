@@ -140,7 +140,22 @@ struct hitel_engine {
 
 	hitel_thread_create_fn thread_fn;
 	void *thread_ctx;
+
+	/* Files several samplers read (/proc/stat: cpu and scheduler), opened
+	 * once; each sampler holds its own reference. Engine thread only. */
+	struct hitel_procfile **files;
+	size_t nfiles;
+	uint64_t tick; /* of the tick being run: hitel_procfile_read_tick() */
 };
+
+/* Process-wide, so a tick number never repeats across engines: after a
+ * takeover a sampler may share a file object with the old engine's. */
+static uint64_t tick_seq;
+
+static void tick_begin(struct hitel_engine *e)
+{
+	e->tick = __atomic_add_fetch(&tick_seq, 1, __ATOMIC_RELAXED);
+}
 
 static const struct hitel_family_desc up_desc = {
 	.name = "hitel/sampler/up",
@@ -311,6 +326,53 @@ const char *hitel_sampler_path(const struct hitel_sampler *s, const char *rel, c
 }
 
 /* Log a reason at WARNING unless it is the one logged last. */
+int hitel_sampler_open_shared(struct hitel_sampler *s, const char *rel, struct hitel_procfile **out)
+{
+	struct hitel_engine *e = s->engine;
+	struct hitel_procfile **nf;
+	char path[PATH_MAX];
+	size_t i;
+	int err;
+
+	if (!hitel_sampler_path(s, rel, path, sizeof(path)))
+		return hitel_sampler_open(s, rel, out); /* reports the long path */
+	for (i = 0; i < e->nfiles; i++)
+		if (strcmp(hitel_procfile_path(e->files[i]), path) == 0) {
+			*out = hitel_procfile_ref(e->files[i]);
+			return 0;
+		}
+	err = hitel_sampler_open(s, rel, out);
+	if (err < 0)
+		return err;
+	nf = realloc(e->files, (e->nfiles + 1) * sizeof(*nf));
+	if (nf) { /* without memory the file is just not shared */
+		e->files = nf;
+		e->files[e->nfiles++] = hitel_procfile_ref(*out);
+	}
+	return 0;
+}
+
+int hitel_sampler_read_shared(struct hitel_sampler *s, struct hitel_procfile *f,
+			      const char **buf, size_t *len)
+{
+	struct hitel_engine *e = s->engine;
+	size_t i;
+	int err = hitel_procfile_read_tick(f, e->tick, buf, len);
+
+	if (err < 0) {
+		hitel_sampler_fail(s, "cannot read %s: %s", hitel_procfile_path(f), strerror(-err));
+		/* A retried init opens the file again rather than sharing the
+		 * failing descriptor. */
+		for (i = 0; i < e->nfiles; i++)
+			if (e->files[i] == f) {
+				e->files[i] = e->files[--e->nfiles];
+				hitel_procfile_free(f);
+				break;
+			}
+	}
+	return err;
+}
+
 static void reason_log(struct hitel_sampler *s, const char *reason)
 {
 	if (strcmp(s->logged, reason) == 0)
@@ -500,6 +562,9 @@ void hitel_engine_free(struct hitel_engine *e)
 		free(e->windows[i]);
 	}
 	free(e->windows);
+	for (i = 0; i < e->nfiles; i++)
+		hitel_procfile_free(e->files[i]);
+	free(e->files);
 	if (e->own_reg)
 		hitel_registry_free(e->reg);
 	pthread_cond_destroy(&e->run_cond);
@@ -1030,6 +1095,7 @@ int hitel_engine_run_once(struct hitel_engine *e, uint64_t now_ns)
 		return -EINVAL;
 	if (e->running)
 		return -EBUSY;
+	tick_begin(e);
 	engine_prepare(e, now_ns);
 	for (i = 0; i < e->nsamplers; i++) {
 		struct hitel_sampler *s = e->samplers[i];
@@ -1212,6 +1278,7 @@ static void run_tick(struct hitel_engine *e, uint64_t tick_off)
 	uint64_t tick_ns = e->start_ns + tick_off;
 	size_t i;
 
+	tick_begin(e);
 	for (i = 0; i < e->nsamplers; i++) {
 		struct hitel_sampler *s = e->samplers[i];
 

@@ -12,6 +12,9 @@ struct hitel_procfile {
 	char *buf;
 	size_t cap;
 	char *path;
+	unsigned int refs; /* atomic: freed by the last hitel_procfile_free() */
+	uint64_t tick;	   /* tick the buffer was read at; 0: none */
+	size_t len;	   /* bytes of that read */
 };
 
 struct hitel_procfile *hitel_procfile_open(const char *path)
@@ -21,6 +24,7 @@ struct hitel_procfile *hitel_procfile_open(const char *path)
 
 	if (!f)
 		return NULL;
+	f->refs = 1;
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0)
 		goto fail;
@@ -39,9 +43,16 @@ fail:
 	return NULL;
 }
 
+struct hitel_procfile *hitel_procfile_ref(struct hitel_procfile *f)
+{
+	if (f)
+		__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	return f;
+}
+
 void hitel_procfile_free(struct hitel_procfile *f)
 {
-	if (!f)
+	if (!f || __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	if (f->fd >= 0)
 		close(f->fd);
@@ -89,6 +100,25 @@ int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len)
 	*buf = f->buf;
 	*len = n;
 	return 0;
+}
+
+int hitel_procfile_read_tick(struct hitel_procfile *f, uint64_t tick, const char **buf,
+			     size_t *len)
+{
+	int err;
+
+	if (tick && f->tick == tick) {
+		*buf = f->buf;
+		*len = f->len;
+		return 0;
+	}
+	f->tick = 0;
+	err = hitel_procfile_read(f, buf, len);
+	if (err == 0) {
+		f->tick = tick;
+		f->len = *len;
+	}
+	return err;
 }
 
 int hitel_parse_u64(const char **p, uint64_t *out)

@@ -14,11 +14,19 @@ struct hitel_procfile;
 
 /* Open path read-only (O_CLOEXEC). NULL + errno (ENOENT, EACCES...). */
 struct hitel_procfile *hitel_procfile_open(const char *path);
+/* One more owner (atomic): each owner calls hitel_procfile_free() once, and
+ * the last one closes the file. */
+struct hitel_procfile *hitel_procfile_ref(struct hitel_procfile *f);
 void hitel_procfile_free(struct hitel_procfile *f);
 /* Read the whole file; *buf is NUL-terminated, owned by f, valid until the
  * next read. The buffer grows as needed (files such as /proc/net/dev grow
  * with interfaces). Returns 0 or -errno. */
 int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len);
+/* The same, except that a second call with the same non-zero tick returns
+ * the first call's content without reading again: owners that share f and
+ * run in one thread read it once per engine tick. */
+int hitel_procfile_read_tick(struct hitel_procfile *f, uint64_t tick, const char **buf,
+			     size_t *len);
 const char *hitel_procfile_path(const struct hitel_procfile *f);
 
 /* Parsing helpers shared by samplers. Each parses an unsigned decimal at *p,

@@ -82,6 +82,16 @@ int hitel_sampler_open(struct hitel_sampler *s, const char *rel, struct hitel_pr
 int hitel_sampler_read(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
 		       size_t *len);
 
+/* The same for a file other samplers of the engine also read: one open
+ * file per engine, read at most once per tick however many samplers read
+ * it (/proc/stat costs ~8 us a read). The sampler owns a reference and
+ * frees it with hitel_procfile_free() as usual; buffers from
+ * hitel_sampler_read_shared() are valid during the sampler's read() only. */
+int hitel_sampler_open_shared(struct hitel_sampler *s, const char *rel,
+			      struct hitel_procfile **out);
+int hitel_sampler_read_shared(struct hitel_sampler *s, struct hitel_procfile *f,
+			      const char **buf, size_t *len);
+
 /* Built-in samplers (core/samplers.c), NULL-terminated. */
 extern const struct hitel_sampler_ops *const hitel_builtin_samplers[];
 const struct hitel_sampler_ops *hitel_sampler_ops_find(const char *name);

@@ -228,7 +228,7 @@ static int cpu_init(struct hitel_sampler *s)
 	p->hz = (uint64_t)hz;
 	n = hitel_sampler_values(s, "percpu");
 	p->percpu = n ? parse_bool(hitel_sampler_value(s, "percpu", n - 1)) == 1 : 0;
-	err = hitel_sampler_open(s, "/proc/stat", &p->stat);
+	err = hitel_sampler_open_shared(s, "/proc/stat", &p->stat);
 	if (err < 0)
 		return err;
 	return 0;
@@ -272,7 +272,7 @@ static int cpu_read(struct hitel_sampler *s, uint64_t now_ns)
 	unsigned int i, recorded = 0;
 	int err;
 
-	err = hitel_sampler_read(s, p->stat, &buf, &len);
+	err = hitel_sampler_read_shared(s, p->stat, &buf, &len);
 	if (err < 0)
 		return err;
 	err = parse_stat(buf, len, p->percpu, &p->parsed);

@@ -192,7 +192,7 @@ static int sched_init(struct hitel_sampler *s)
 	struct sched_priv *p = hitel_sampler_priv(s);
 	int err;
 
-	err = hitel_sampler_open(s, "/proc/stat", &p->stat);
+	err = hitel_sampler_open_shared(s, "/proc/stat", &p->stat);
 	if (err == 0)
 		err = hitel_sampler_open(s, "/proc/loadavg", &p->loadavg);
 	return err;
@@ -209,7 +209,7 @@ static int sched_read(struct hitel_sampler *s, uint64_t now_ns)
 	unsigned int i;
 	int err;
 
-	err = hitel_sampler_read(s, p->stat, &buf, &len);
+	err = hitel_sampler_read_shared(s, p->stat, &buf, &len);
 	if (err < 0)
 		return err;
 	parse_stat(buf, len, &st);

@@ -1154,6 +1154,118 @@ START_TEST(test_takeover_keeps_state)
 }
 END_TEST
 
+
+/* ---- shared files --------------------------------------------------------- */
+
+/* Two samplers reading one file through hitel_sampler_open_shared(): "first"
+ * rewrites the file right after reading it, so "second" sees the old text
+ * only if the file was read once for the tick, as promised. */
+static char *share_root;
+static struct hitel_procfile *share_f[2];
+static char share_seen[2][64];
+static int share_fini;
+
+static void share_write(const char *text)
+{
+	tu_write(share_root, "proc/shared", text);
+}
+
+static int share_idx(struct hitel_sampler *s)
+{
+	return strcmp(hitel_sampler_name(s), "second") == 0;
+}
+
+static int share_init(struct hitel_sampler *s)
+{
+	struct hitel_procfile **f = hitel_sampler_priv(s);
+	int err = hitel_sampler_open_shared(s, "/proc/shared", f);
+
+	if (err == 0)
+		share_f[share_idx(s)] = *f;
+	return err;
+}
+
+static int share_read(struct hitel_sampler *s, uint64_t now_ns)
+{
+	struct hitel_procfile **f = hitel_sampler_priv(s);
+	const char *buf;
+	size_t len;
+	int err = hitel_sampler_read_shared(s, *f, &buf, &len);
+
+	(void)now_ns;
+	if (err < 0)
+		return err;
+	snprintf(share_seen[share_idx(s)], sizeof(share_seen[0]), "%.*s", (int)len, buf);
+	if (share_idx(s) == 0) {
+		char next[64];
+
+		snprintf(next, sizeof(next), "%lu\n", strtoul(buf, NULL, 10) + 1);
+		share_write(next);
+	}
+	return 0;
+}
+
+static void share_fini_fn(struct hitel_sampler *s)
+{
+	struct hitel_procfile **f = hitel_sampler_priv(s);
+
+	hitel_procfile_free(*f);
+	*f = NULL;
+	share_fini++;
+}
+
+static const struct hitel_sampler_ops share_first = {
+	.name = "first", .priv_size = sizeof(struct hitel_procfile *),
+	.init = share_init, .read = share_read, .fini = share_fini_fn,
+};
+static const struct hitel_sampler_ops share_second = {
+	.name = "second", .priv_size = sizeof(struct hitel_procfile *),
+	.init = share_init, .read = share_read, .fini = share_fini_fn,
+};
+
+START_TEST(test_shared_file)
+{
+	struct hitel_engine *e = hitel_engine_new(), *e2;
+	char err[256];
+	uint64_t t = SEC;
+	int i;
+
+	share_root = tu_tmpdir();
+	share_write("1\n");
+	ck_assert_int_eq(hitel_engine_set(e, "root", share_root, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(hitel_engine_sampler_add_ops(e, &share_first));
+	ck_assert_ptr_nonnull(hitel_engine_sampler_add_ops(e, &share_second));
+	for (i = 1; i <= 3; i++, t += 10 * MS) {
+		char want[16];
+
+		ck_assert_int_eq(hitel_engine_run_once(e, t), 0);
+		snprintf(want, sizeof(want), "%d\n", i);
+		ck_assert_str_eq(share_seen[0], want);
+		ck_assert_str_eq(share_seen[1], want); /* not the rewritten i + 1 */
+	}
+	ck_assert_ptr_nonnull(share_f[0]);
+	ck_assert_ptr_eq(share_f[0], share_f[1]);
+
+	/* After a takeover the moved samplers keep their file and its
+	 * once-per-tick reads, although the old engine is gone. */
+	e2 = hitel_engine_new_on(hitel_engine_registry(e));
+	ck_assert_ptr_nonnull(e2);
+	ck_assert_int_eq(hitel_engine_set(e2, "root", share_root, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(hitel_engine_sampler_add_ops(e2, &share_first));
+	ck_assert_ptr_nonnull(hitel_engine_sampler_add_ops(e2, &share_second));
+	ck_assert_int_eq(hitel_engine_takeover(e2, e, err, sizeof(err)), 2);
+	hitel_engine_free(e);
+	ck_assert_int_eq(share_fini, 0);
+	ck_assert_int_eq(hitel_engine_run_once(e2, t), 0);
+	ck_assert_str_eq(share_seen[0], "4\n");
+	ck_assert_str_eq(share_seen[1], "4\n");
+	hitel_engine_free(e2);
+	ck_assert_int_eq(share_fini, 2); /* valgrind/ASan: the file is closed */
+	tu_rmtree(share_root);
+	free(share_root);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -1173,6 +1285,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_run_once_rates);
 	tcase_add_test(tc, test_init_failure);
 	tcase_add_loop_test(tc, test_read_recover, 0, 2);
+	tcase_add_test(tc, test_shared_file);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("thread");
