@@ -4,9 +4,12 @@
  * against a bare loop that wakes on the same absolute deadlines and only
  * preads the same files at the same rates (no parsing, no histograms).
  *
- * The bare loop's file list is not hard-coded: each default sampler is
- * started alone and the files it keeps open are read from /proc/self/fd, so
- * the baseline follows the samplers as they change.
+ * The bare loop's file list is not hard-coded: each default sampler runs
+ * alone for a while with pread() counted per descriptor (this program's
+ * pread() stands in for libc's), and the files it read are named from
+ * /proc/self/fd with the rate each was read at. So the baseline follows the
+ * samplers as they change, including files a sampler reads less often than
+ * its own rate (disk reads /proc/diskstats once a second).
  *
  *   bench_engine engine SECONDS [SAMPLER...] -> "engine <cpu fraction> missed N"
  *   bench_engine bare SECONDS [SAMPLER...]   -> "bare <cpu fraction>"
@@ -22,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,36 +54,69 @@ static int seen(const char *path)
 	return 0;
 }
 
-/* Files a sampler keeps open after init, with its rate. */
-static void discover(const struct hitel_sampler_ops *ops, unsigned int engine_hz)
+#define MAXFD 1024
+
+static void bench_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL) };
+
+	while (nanosleep(&ts, &ts) == EINTR)
+		;
+}
+#define DISCOVER_NS 2000000000ULL
+
+/* Reads from offset 0 (a whole-file read starts there) per descriptor,
+ * while discover() counts. */
+static unsigned long fd_reads[MAXFD];
+static int counting;
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	if (counting && off == 0 && fd >= 0 && fd < MAXFD)
+		__atomic_add_fetch(&fd_reads[fd], 1, __ATOMIC_RELAXED);
+	return syscall(SYS_pread64, fd, buf, n, off);
+}
+
+/* Files a sampler reads, each with the rate it reads it at. */
+static void discover(const struct hitel_sampler_ops *ops)
 {
 	struct hitel_engine *e = hitel_engine_new();
-	struct hitel_sampler_status st;
 	DIR *d;
 	struct dirent *de;
+	uint64_t t0;
 
-	if (!e || !hitel_engine_sampler_add(e, ops->name))
+	if (!e || !hitel_engine_sampler_add(e, ops->name) || hitel_engine_start(e) < 0)
 		return;
-	hitel_engine_run_once(e, hitel_now_ns());
-	hitel_engine_sampler_status(e, 0, &st);
+	/* Past init, then count. */
+	bench_sleep_ns(DISCOVER_NS / 4);
+	memset(fd_reads, 0, sizeof(fd_reads));
+	t0 = bench_ns();
+	__atomic_store_n(&counting, 1, __ATOMIC_SEQ_CST);
+	bench_sleep_ns(DISCOVER_NS);
+	__atomic_store_n(&counting, 0, __ATOMIC_SEQ_CST);
+	t0 = bench_ns() - t0;
+	hitel_engine_stop(e);
 	d = opendir("/proc/self/fd");
 	while (d && (de = readdir(d)) && nfiles < MAXF) {
 		char link[300], target[256];
 		struct stat sb;
 		ssize_t n;
+		int fd = atoi(de->d_name);
+		double hz;
 
+		if (fd <= 0 || fd >= MAXFD || !fd_reads[fd])
+			continue;
 		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
 		n = readlink(link, target, sizeof(target) - 1);
 		if (n <= 0)
 			continue;
 		target[n] = '\0';
-		/* Kernel files only: not the directory this loop is reading. */
 		if ((strncmp(target, "/proc/", 6) && strncmp(target, "/sys/", 5)) ||
 		    stat(target, &sb) < 0 || S_ISDIR(sb.st_mode) || seen(target))
 			continue;
-		/* /proc/<ourpid>/... is what the sampler opened as /proc/self. */
+		hz = (double)fd_reads[fd] * 1e9 / (double)t0;
 		snprintf(files[nfiles].path, sizeof(files[nfiles].path), "%s", target);
-		files[nfiles].hz = st.rate_hz ? st.rate_hz : engine_hz;
+		files[nfiles].hz = hz < 1.5 ? 1 : (unsigned int)(hz + 0.5);
 		nfiles++;
 	}
 	if (d)
@@ -115,7 +152,8 @@ static int run_bare(unsigned int secs, unsigned int hz)
 			off_t off = 0;
 			ssize_t n;
 
-			if (files[i].fd < 0 || k % (hz / files[i].hz ? hz / files[i].hz : 1))
+			if (files[i].fd < 0 ||
+			    k % (files[i].hz < hz ? (hz + files[i].hz / 2) / files[i].hz : 1))
 				continue;
 			while ((n = pread(files[i].fd, buf, sizeof(buf), off)) > 0)
 				off += n;
@@ -178,7 +216,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "bare") == 0) {
 		for (i = 0; hitel_builtin_samplers[i]; i++)
 			if (chosen(hitel_builtin_samplers[i], argc > 3 ? argc - 3 : 0, argv + 3))
-				discover(hitel_builtin_samplers[i], 100);
+				discover(hitel_builtin_samplers[i]);
 		for (i = 0; i < nfiles; i++)
 			fprintf(stderr, "bare loop reads %s at %u Hz\n", files[i].path, files[i].hz);
 		return run_bare(secs, 100);
