@@ -15,15 +15,24 @@
  * An event this machine cannot count (no PMU in a VM, unknown to the CPU)
  * reports perf/event/up{event} = 0 with the reason logged, and the rest keep
  * working. CPUs going on- or offline are picked up about once a second.
+ *
+ * libpfm4 is not linked: its relocated event tables cost ~2 MB of RSS at
+ * load and pfm_initialize() ~1 MB more, for a default set that is only the
+ * kernel's generic events. Those "perf::" names are encoded from a small
+ * table here; libpfm.so.4 is dlopen()ed the first time any other name
+ * (PMU-specific, or a generic name with modifiers) needs it.
  */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <linux/perf_event.h>
 #include <perfmon/pfmlib_perf_event.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -53,6 +62,7 @@ struct event {
 	int grp;
 	int up;	       /* counting on at least one CPU */
 	int errno_seen; /* why not, when down */
+	const char *unencoded; /* never opened: why (libpfm4 unusable) */
 	uint64_t acc;  /* scaled increase summed over CPUs since start */
 	uint64_t prev_acc;
 	struct hitel_series *total, *upser;
@@ -86,28 +96,164 @@ struct perf_priv {
 	uint64_t en_acc[NGRP], run_acc[NGRP];
 };
 
-static int pfm_ready(void)
-{
-	static int state; /* 0 untried, 1 ok, -1 failed */
+/*
+ * The generic events of libpfm4's "perf" PMU (all its names and aliases
+ * except the PERF_TYPE_HW_CACHE ones, which take umasks). Names are matched
+ * case-insensitively after a "perf::" prefix, as libpfm4 does. Arrays, not
+ * pointers, so the table needs no load-time relocation.
+ */
+static const struct generic_event {
+	char name[40];
+	uint32_t type;
+	uint64_t config;
+} generic_events[] = {
+#define HW(n, c) { n, PERF_TYPE_HARDWARE, PERF_COUNT_HW_##c }
+#define SW(n, c) { n, PERF_TYPE_SOFTWARE, PERF_COUNT_SW_##c }
+	HW("PERF_COUNT_HW_CPU_CYCLES", CPU_CYCLES),
+	HW("cycles", CPU_CYCLES),
+	HW("cpu-cycles", CPU_CYCLES),
+	HW("PERF_COUNT_HW_INSTRUCTIONS", INSTRUCTIONS),
+	HW("instructions", INSTRUCTIONS),
+	HW("PERF_COUNT_HW_CACHE_REFERENCES", CACHE_REFERENCES),
+	HW("cache-references", CACHE_REFERENCES),
+	HW("PERF_COUNT_HW_CACHE_MISSES", CACHE_MISSES),
+	HW("cache-misses", CACHE_MISSES),
+	HW("PERF_COUNT_HW_BRANCH_INSTRUCTIONS", BRANCH_INSTRUCTIONS),
+	HW("branch-instructions", BRANCH_INSTRUCTIONS),
+	HW("branches", BRANCH_INSTRUCTIONS),
+	HW("PERF_COUNT_HW_BRANCH_MISSES", BRANCH_MISSES),
+	HW("branch-misses", BRANCH_MISSES),
+	HW("PERF_COUNT_HW_BUS_CYCLES", BUS_CYCLES),
+	HW("bus-cycles", BUS_CYCLES),
+	HW("PERF_COUNT_HW_STALLED_CYCLES_FRONTEND", STALLED_CYCLES_FRONTEND),
+	HW("stalled-cycles-frontend", STALLED_CYCLES_FRONTEND),
+	HW("idle-cycles-frontend", STALLED_CYCLES_FRONTEND),
+	HW("PERF_COUNT_HW_STALLED_CYCLES_BACKEND", STALLED_CYCLES_BACKEND),
+	HW("stalled-cycles-backend", STALLED_CYCLES_BACKEND),
+	HW("idle-cycles-backend", STALLED_CYCLES_BACKEND),
+	HW("PERF_COUNT_HW_REF_CPU_CYCLES", REF_CPU_CYCLES),
+	HW("ref-cycles", REF_CPU_CYCLES),
+	SW("PERF_COUNT_SW_CPU_CLOCK", CPU_CLOCK),
+	SW("cpu-clock", CPU_CLOCK),
+	SW("PERF_COUNT_SW_TASK_CLOCK", TASK_CLOCK),
+	SW("task-clock", TASK_CLOCK),
+	SW("PERF_COUNT_SW_PAGE_FAULTS", PAGE_FAULTS),
+	SW("page-faults", PAGE_FAULTS),
+	SW("faults", PAGE_FAULTS),
+	SW("PERF_COUNT_SW_CONTEXT_SWITCHES", CONTEXT_SWITCHES),
+	SW("context-switches", CONTEXT_SWITCHES),
+	SW("cs", CONTEXT_SWITCHES),
+	SW("PERF_COUNT_SW_CPU_MIGRATIONS", CPU_MIGRATIONS),
+	SW("cpu-migrations", CPU_MIGRATIONS),
+	SW("migrations", CPU_MIGRATIONS),
+	SW("PERF_COUNT_SW_PAGE_FAULTS_MIN", PAGE_FAULTS_MIN),
+	SW("minor-faults", PAGE_FAULTS_MIN),
+	SW("PERF_COUNT_SW_PAGE_FAULTS_MAJ", PAGE_FAULTS_MAJ),
+	SW("major-faults", PAGE_FAULTS_MAJ),
+	SW("PERF_COUNT_SW_CGROUP_SWITCHES", CGROUP_SWITCHES),
+	SW("cgroup-switches", CGROUP_SWITCHES),
+#undef HW
+#undef SW
+};
+#define N_GENERIC (sizeof(generic_events) / sizeof(generic_events[0]))
 
-	if (!state)
-		state = pfm_initialize() == PFM_SUCCESS ? 1 : -1;
-	return state > 0;
+/* For the unit test that checks the table against libpfm4 itself. */
+const char *hitel_perf_generic_name(size_t i);
+const char *hitel_perf_generic_name(size_t i)
+{
+	return i < N_GENERIC ? generic_events[i].name : NULL;
 }
 
-/* libpfm4 name -> attr. 0 or -EINVAL. */
-static int encode(const char *name, struct perf_event_attr *attr)
+/* "perf::NAME" from the table -> attr, exactly as libpfm4 encodes it with
+ * PFM_PLM0 | PFM_PLM3: user and kernel counted, hypervisor and guest
+ * excluded (libpfm4's h=0 and mg=0 defaults). 0, or -ENOENT when the name
+ * is not one of them (then libpfm4 decides). */
+int hitel_perf_encode_generic(const char *name, struct perf_event_attr *attr);
+int hitel_perf_encode_generic(const char *name, struct perf_event_attr *attr)
+{
+	size_t i;
+
+	if (strncasecmp(name, "perf::", 6) != 0)
+		return -ENOENT;
+	for (i = 0; i < N_GENERIC; i++)
+		if (strcasecmp(name + 6, generic_events[i].name) == 0)
+			break;
+	if (i == N_GENERIC)
+		return -ENOENT;
+	memset(attr, 0, sizeof(*attr));
+	attr->type = generic_events[i].type;
+	attr->config = generic_events[i].config;
+	attr->exclude_hv = 1;
+	attr->exclude_guest = 1;
+	attr->size = sizeof(*attr);
+	return 0;
+}
+
+/* libpfm4, loaded once per process (several engines may share it). */
+static struct {
+	__typeof__(pfm_initialize) *initialize;
+	__typeof__(pfm_get_os_event_encoding) *encode;
+	__typeof__(pfm_strerror) *strerror;
+	int err;	 /* 0 loaded and initialised, else -errno */
+	char why[320]; /* when err */
+} pfm;
+static pthread_once_t pfm_once = PTHREAD_ONCE_INIT;
+
+static void pfm_load(void)
+{
+	void *h = dlopen("libpfm.so.4", RTLD_NOW | RTLD_LOCAL);
+	int r;
+
+	if (!h) {
+		pfm.err = -ELIBACC;
+		snprintf(pfm.why, sizeof(pfm.why),
+			 "cannot load libpfm.so.4 (install the Debian package libpfm4): %s",
+			 dlerror());
+		return;
+	}
+	pfm.initialize = (__typeof__(pfm.initialize))dlsym(h, "pfm_initialize");
+	pfm.encode = (__typeof__(pfm.encode))dlsym(h, "pfm_get_os_event_encoding");
+	pfm.strerror = (__typeof__(pfm.strerror))dlsym(h, "pfm_strerror");
+	if (!pfm.initialize || !pfm.encode || !pfm.strerror) {
+		pfm.err = -ELIBBAD;
+		snprintf(pfm.why, sizeof(pfm.why),
+			 "libpfm.so.4 lacks pfm_initialize/pfm_get_os_event_encoding/pfm_strerror "
+			 "(install the Debian package libpfm4)");
+		return;
+	}
+	r = pfm.initialize();
+	if (r != PFM_SUCCESS) {
+		pfm.err = -ENOSYS;
+		snprintf(pfm.why, sizeof(pfm.why), "libpfm4 (libpfm.so.4) failed to initialise: %s",
+			 pfm.strerror(r));
+	}
+	/* h stays open: libpfm4 keeps global state for the life of the process. */
+}
+
+/* Why libpfm4 is unusable, or NULL when it is usable. */
+static const char *pfm_unusable(void)
+{
+	pthread_once(&pfm_once, pfm_load);
+	return pfm.err ? pfm.why : NULL;
+}
+
+/* Event name -> attr: the built-in generic table first, libpfm4 for the
+ * rest. 0; -EINVAL for a name libpfm4 does not know; -ELIBACC, -ELIBBAD or
+ * -ENOSYS when libpfm4 is needed but unusable (pfm_unusable() says why). */
+int hitel_perf_encode(const char *name, struct perf_event_attr *attr);
+int hitel_perf_encode(const char *name, struct perf_event_attr *attr)
 {
 	pfm_perf_encode_arg_t arg;
 
+	if (hitel_perf_encode_generic(name, attr) == 0)
+		return 0;
 	memset(attr, 0, sizeof(*attr));
+	if (pfm_unusable())
+		return pfm.err;
 	memset(&arg, 0, sizeof(arg));
 	arg.attr = attr;
 	arg.size = sizeof(arg);
-	if (!pfm_ready())
-		return -ENOSYS;
-	if (pfm_get_os_event_encoding(name, PFM_PLM0 | PFM_PLM3, PFM_OS_PERF_EVENT_EXT, &arg) !=
-	    PFM_SUCCESS)
+	if (pfm.encode(name, PFM_PLM0 | PFM_PLM3, PFM_OS_PERF_EVENT_EXT, &arg) != PFM_SUCCESS)
 		return -EINVAL;
 	attr->size = sizeof(*attr);
 	return 0;
@@ -153,11 +299,11 @@ static int perf_option(struct hitel_sampler *s, const char *key, const char *val
 		return 0;
 	}
 	if (strcmp(key, "event") == 0) {
-		r = encode(value, &attr);
-		if (r == -ENOSYS) {
-			snprintf(err, errlen, "option 'event': libpfm4 failed to initialise");
-			return -EINVAL;
-		}
+		r = hitel_perf_encode(value, &attr);
+		/* Without libpfm4 the name cannot be checked here; init reports
+		 * the event down with the reason, and the others still count. */
+		if (r < 0 && r != -EINVAL)
+			return 0;
 		if (r < 0) {
 			snprintf(err, errlen,
 				 "option 'event': unknown event '%s' (libpfm4 names such as "
@@ -200,7 +346,7 @@ static void cpu_open(struct perf_priv *p, int cpu)
 			struct event *e = &p->ev[i];
 			long fd;
 
-			if (e->grp != g)
+			if (e->grp != g || e->unencoded)
 				continue;
 			e->attr.read_format = PERF_FORMAT_GROUP | PERF_FORMAT_TOTAL_TIME_ENABLED |
 					      PERF_FORMAT_TOTAL_TIME_RUNNING;
@@ -275,12 +421,20 @@ static int rescan(struct hitel_sampler *s, struct perf_priv *p)
 static int add_event(struct perf_priv *p, const char *name)
 {
 	struct event *e;
+	int r;
 
 	if (p->nev == MAX_EVENTS)
 		return -E2BIG;
 	e = &p->ev[p->nev];
-	if (encode(name, &e->attr) < 0)
-		return -EINVAL;
+	memset(e, 0, sizeof(*e));
+	r = hitel_perf_encode(name, &e->attr);
+	if (r == -EINVAL)
+		return r;
+	if (r < 0) {
+		/* Kept, reported down: the events that need no libpfm4 still count. */
+		e->unencoded = pfm_unusable();
+		e->errno_seen = -r;
+	}
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	make_label(name, e->label, sizeof(e->label));
 	/* Software events never need the PMU: keep them in their own group
@@ -362,10 +516,6 @@ static int perf_init(struct hitel_sampler *s)
 	size_t len;
 	int err = 0;
 
-	if (!pfm_ready()) {
-		hitel_sampler_fail(s, "libpfm4 failed to initialise");
-		return -ENOSYS;
-	}
 	if (hitel_sampler_values(s, "percpu"))
 		hitel_parse_bool(hitel_sampler_value(s, "percpu", hitel_sampler_values(s, "percpu") - 1),
 				 &p->percpu);
@@ -413,6 +563,11 @@ static int perf_init(struct hitel_sampler *s)
 		e->upser = hitel_registry_series(reg, &fam_up, &l, 1);
 		if (e->upser)
 			hitel_series_gauge(e->upser, (uint64_t)e->up, hitel_now_ns());
+		if (e->unencoded) {
+			hitel_sampler_log(s, HITEL_LOG_WARNING, "event %s not counted: %s", e->name,
+					  e->unencoded);
+			continue;
+		}
 		if (!e->up) {
 			hitel_sampler_log(s, HITEL_LOG_NOTICE, "event %s not counted: %s%s", e->name,
 					  strerror(e->errno_seen),
@@ -429,7 +584,8 @@ static int perf_init(struct hitel_sampler *s)
 	if (!any) {
 		int e0 = p->nev ? p->ev[0].errno_seen : ENOENT;
 
-		hitel_sampler_fail(s, "no event can be counted: %s%s", strerror(e0),
+		hitel_sampler_fail(s, "no event can be counted: %s%s",
+				   p->nev && p->ev[0].unencoded ? p->ev[0].unencoded : strerror(e0),
 				   e0 == EACCES || e0 == EPERM
 					   ? " (needs CAP_PERFMON or kernel.perf_event_paranoid <= 0)"
 					   : "");

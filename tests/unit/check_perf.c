@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* perf sampler: libpfm4 names, software events live, the hardware path
- * through whatever this machine offers, hotplug, accuracy against perf. */
+ * through whatever this machine offers, hotplug, accuracy against perf.
+ * Linked with libpfm4 to check the sampler's built-in generic events
+ * against it (check_perf_nopfm checks that they never load it). */
 #include <errno.h>
 #include <linux/perf_event.h>
+#include <perfmon/pfmlib_perf_event.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,11 @@
 #include <unistd.h>
 
 #include "testutil.h"
+
+/* core/samplers/perf.c */
+const char *hitel_perf_generic_name(size_t i);
+int hitel_perf_encode_generic(const char *name, struct perf_event_attr *attr);
+int hitel_perf_encode(const char *name, struct perf_event_attr *attr);
 
 static struct hitel_engine *perf_engine(const char *root, const char **opts)
 {
@@ -117,6 +125,108 @@ START_TEST(test_software_events_count)
 		      (unsigned long long)(pf1 - pf0));
 	ck_assert_uint_eq(value(e, "perf/event/up", "event=context_switches"), 1);
 	hitel_engine_free(e);
+}
+END_TEST
+
+/* What libpfm4 itself makes of name, with the sampler's privilege levels. */
+static int pfm_encode(const char *name, struct perf_event_attr *attr)
+{
+	pfm_perf_encode_arg_t arg;
+
+	ck_assert_int_eq(pfm_initialize(), PFM_SUCCESS);
+	memset(attr, 0, sizeof(*attr));
+	memset(&arg, 0, sizeof(arg));
+	arg.attr = attr;
+	arg.size = sizeof(arg);
+	return pfm_get_os_event_encoding(name, PFM_PLM0 | PFM_PLM3, PFM_OS_PERF_EVENT_EXT, &arg);
+}
+
+static void assert_same_attr(const char *name, struct perf_event_attr *ours,
+			     struct perf_event_attr *theirs)
+{
+	ck_assert_msg(ours->type == theirs->type && ours->config == theirs->config &&
+			      ours->config1 == theirs->config1 && ours->config2 == theirs->config2,
+		      "%s: type/config %u/%#llx, libpfm4 %u/%#llx", name, ours->type,
+		      (unsigned long long)ours->config, theirs->type,
+		      (unsigned long long)theirs->config);
+	ck_assert_msg(ours->exclude_user == theirs->exclude_user &&
+			      ours->exclude_kernel == theirs->exclude_kernel &&
+			      ours->exclude_hv == theirs->exclude_hv &&
+			      ours->exclude_idle == theirs->exclude_idle &&
+			      ours->exclude_host == theirs->exclude_host &&
+			      ours->exclude_guest == theirs->exclude_guest &&
+			      ours->precise_ip == theirs->precise_ip,
+		      "%s: exclude u/k/hv/idle/host/guest %d%d%d%d%d%d, libpfm4 %d%d%d%d%d%d", name,
+		      ours->exclude_user, ours->exclude_kernel, ours->exclude_hv, ours->exclude_idle,
+		      ours->exclude_host, ours->exclude_guest, theirs->exclude_user,
+		      theirs->exclude_kernel, theirs->exclude_hv, theirs->exclude_idle,
+		      theirs->exclude_host, theirs->exclude_guest);
+	/* And nothing else differs (libpfm4 leaves size to the caller). */
+	theirs->size = ours->size;
+	ck_assert_msg(memcmp(ours, theirs, sizeof(*ours)) == 0, "%s: attr differs from libpfm4's",
+		      name);
+}
+
+START_TEST(test_generic_table_matches_libpfm)
+{
+	/* The sampler's defaults and the generic names users write most: all
+	 * must be in the table, so the default set never needs libpfm4. */
+	static const char *const must[] = {
+		"cycles", "cpu-cycles", "instructions", "cache-references", "cache-misses",
+		"branches", "branch-instructions", "branch-misses", "bus-cycles",
+		"stalled-cycles-frontend", "stalled-cycles-backend", "ref-cycles", "cpu-clock",
+		"task-clock", "page-faults", "faults", "context-switches", "cs", "cpu-migrations",
+		"migrations", "minor-faults", "major-faults",
+	};
+	struct perf_event_attr ours, theirs;
+	char name[96];
+	const char *g;
+	size_t i;
+
+	for (i = 0; (g = hitel_perf_generic_name(i)) != NULL; i++) {
+		snprintf(name, sizeof(name), "perf::%s", g);
+		ck_assert_msg(hitel_perf_encode_generic(name, &ours) == 0, "%s not built in", name);
+		ck_assert_msg(pfm_encode(name, &theirs) == PFM_SUCCESS, "libpfm4 does not know %s",
+			      name);
+		assert_same_attr(name, &ours, &theirs);
+	}
+	ck_assert_uint_ge(i, sizeof(must) / sizeof(must[0]));
+	for (i = 0; i < sizeof(must) / sizeof(must[0]); i++) {
+		snprintf(name, sizeof(name), "perf::%s", must[i]);
+		ck_assert_msg(hitel_perf_encode_generic(name, &ours) == 0, "%s not built in", name);
+	}
+	/* Matched without regard to case, as libpfm4 does. */
+	ck_assert_int_eq(hitel_perf_encode_generic("PERF::Context-Switches", &ours), 0);
+	ck_assert_int_eq(pfm_encode("PERF::Context-Switches", &theirs), PFM_SUCCESS);
+	assert_same_attr("PERF::Context-Switches", &ours, &theirs);
+	/* Modifiers, other PMUs, bare names, cache events: libpfm4's business. */
+	ck_assert_int_eq(hitel_perf_encode_generic("perf::cycles:u", &ours), -ENOENT);
+	ck_assert_int_eq(hitel_perf_encode_generic("cycles", &ours), -ENOENT);
+	ck_assert_int_eq(hitel_perf_encode_generic("perf::L1-DCACHE-LOADS", &ours), -ENOENT);
+	ck_assert_int_eq(hitel_perf_encode_generic("skx::INST_RETIRED:ANY", &ours), -ENOENT);
+	ck_assert_int_eq(hitel_perf_encode_generic("perf::", &ours), -ENOENT);
+}
+END_TEST
+
+/* Names the table lacks go through libpfm4 (dlopen()ed), with its result. */
+START_TEST(test_other_names_through_libpfm)
+{
+	static const char *const names[] = { "perf::cycles:u", "perf::context-switches:k",
+					     "perf::L1-DCACHE-LOADS", "cycles" };
+	struct perf_event_attr ours, theirs;
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		ck_assert_msg(hitel_perf_encode(names[i], &ours) == 0, "%s not encoded", names[i]);
+		ck_assert_int_eq(pfm_encode(names[i], &theirs), PFM_SUCCESS);
+		assert_same_attr(names[i], &ours, &theirs);
+	}
+	ck_assert_int_eq(ours.type, PERF_TYPE_HARDWARE);
+	ck_assert_int_eq(hitel_perf_encode("perf::cycles:u", &ours), 0);
+	ck_assert_int_eq(ours.exclude_kernel, 1);
+	ck_assert_int_eq(ours.exclude_user, 0);
+	ck_assert_int_eq(hitel_perf_encode("perf::no-such-event", &ours), -EINVAL);
+	ck_assert_int_eq(hitel_perf_encode("nosuchpmu::CYCLES", &ours), -EINVAL);
 }
 END_TEST
 
@@ -260,6 +370,8 @@ static Suite *suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_bad_event_name);
+	tcase_add_test(tc, test_generic_table_matches_libpfm);
+	tcase_add_test(tc, test_other_names_through_libpfm);
 	tcase_add_test(tc, test_software_events_count);
 	tcase_add_test(tc, test_default_set_hardware_path);
 	tcase_add_test(tc, test_hotplug_from_online_mask);
