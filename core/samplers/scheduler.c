@@ -3,8 +3,11 @@
  * scheduler: context switches, forks, interrupts and runnable/blocked task
  * counts from /proc/stat, and the load averages from /proc/loadavg.
  *
- * /proc/stat is also read by the cpu sampler; each sampler keeps its own fd
- * so either can run alone or at its own rate.
+ * /proc/stat is also read by the cpu sampler: the engine reads it once per
+ * tick for both (hitel_sampler_open_shared). The kernel recomputes the load
+ * averages every 5 s (LOAD_FREQ), so /proc/loadavg is read once a second,
+ * not at the sampling rate: a 100 Hz gauge of a value that moves every 5 s
+ * would be 500 identical samples.
  */
 #include "sampler.h"
 
@@ -15,6 +18,8 @@
 #include <string.h>
 
 #include "procfile.h"
+
+#define LOAD_NS 1000000000ULL
 
 enum {
 	ST_CTXT,
@@ -91,6 +96,8 @@ struct sched_priv {
 	struct hitel_procfile *stat, *loadavg;
 	struct hitel_series *stat_series[NSTAT];
 	struct hitel_series *load_series[NLOAD];
+	uint64_t load_ns; /* last /proc/loadavg read */
+	int load_read;	  /* it has been read */
 };
 
 static int field_u64(const char **p, uint64_t *out)
@@ -213,13 +220,22 @@ static int sched_read(struct hitel_sampler *s, uint64_t now_ns)
 	if (err < 0)
 		return err;
 	parse_stat(buf, len, &st);
-	err = hitel_sampler_read(s, p->loadavg, &buf, &len);
-	if (err < 0)
-		return err;
-	parse_loadavg(buf, len, &ld);
-	if (!st.found && !ld.ok) {
-		hitel_sampler_fail(s, "nothing usable in %s and %s", hitel_procfile_path(p->stat),
-				   hitel_procfile_path(p->loadavg));
+	memset(&ld, 0, sizeof(ld));
+	if (!p->load_read || now_ns - p->load_ns >= LOAD_NS) {
+		err = hitel_sampler_read(s, p->loadavg, &buf, &len);
+		if (err < 0)
+			return err;
+		parse_loadavg(buf, len, &ld);
+		if (!st.found && !ld.ok) {
+			hitel_sampler_fail(s, "nothing usable in %s and %s",
+					   hitel_procfile_path(p->stat),
+					   hitel_procfile_path(p->loadavg));
+			return -EINVAL;
+		}
+		p->load_read = 1;
+		p->load_ns = now_ns;
+	} else if (!st.found) {
+		hitel_sampler_fail(s, "nothing usable in %s", hitel_procfile_path(p->stat));
 		return -EINVAL;
 	}
 

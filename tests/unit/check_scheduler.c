@@ -229,6 +229,21 @@ START_TEST(test_rates)
 	ck_assert_uint_eq(tu_point(snap, "scheduler/load", "period=5m")->value, 75);
 	ck_assert_uint_eq(tu_point(snap, "scheduler/load", "period=15m")->value, 30);
 	hitel_snapshot_free(snap);
+
+	/* /proc/loadavg is read once a second (the kernel updates it every
+	 * 5 s); /proc/stat on every read. */
+	install(root, "step0", "proc/loadavg");
+	ck_assert_int_eq(hitel_engine_run_once(e, 22 * SEC + SEC / 2), 0);
+	snap = hitel_engine_snapshot(e);
+	ck_assert_uint_eq(tu_point(snap, "scheduler/load", "period=1m")->value, 250);
+	ck_assert_uint_eq(hitel_hist_count(tu_point(snap, "scheduler/load", "period=1m")->hist), 2);
+	ck_assert_uint_eq(hitel_hist_count(tu_point(snap, "scheduler/tasks", "state=running")->hist),
+			  3);
+	hitel_snapshot_free(snap);
+	ck_assert_int_eq(hitel_engine_run_once(e, 23 * SEC), 0);
+	snap = hitel_engine_snapshot(e);
+	ck_assert_uint_eq(tu_point(snap, "scheduler/load", "period=1m")->value, 100);
+	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 	tu_rmtree(root);
 	free(root);
