@@ -4,20 +4,38 @@
 #   (a) a bare loop reading the same files at the same rates (goal <= 1.2x)
 #   (b) collectd 5.12 with its cpu, disk, interface, memory and load plugins
 #       at Interval 0.01 (goal: hitel >= 10x cheaper)
-# Usage: bench_engine.sh path/to/bench_engine [SECONDS]
+# Usage: bench_engine.sh path/to/bench_engine [SECONDS] [ROUNDS]
+# Each measurement is the median of ROUNDS runs (default 3), the engine and
+# its bare loop alternating, so a noisy neighbour on this shared machine
+# hits both sides rather than one.
 set -eu
 bin=$1
-secs=${2:-20}
+secs=${2:-10}
+rounds=${3:-3}
 hz=$(getconf CLK_TCK)
+
+median() {
+	tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'
+}
 
 # The default samplers that read files, against a loop reading those files;
 # the whole default set (with perf and eBPF) for information; and the
 # subset that matches collectd's five plugins.
-engine=$("$bin" engine "$secs" | awk '{print $2}')
-bare=$("$bin" bare "$secs" 2>/dev/null | awk '{print $2}')
-engine_all=$("$bin" engine "$secs" all | awk '{print $2}')
-engine_five=$("$bin" engine "$secs" cpu disk network memory scheduler | awk '{print $2}')
-bare_five=$("$bin" bare "$secs" cpu disk network memory scheduler 2>/dev/null | awk '{print $2}')
+e_l= b_l= a_l= e5_l= b5_l=
+for r in $(seq "$rounds"); do
+	e_l="$e_l $("$bin" engine "$secs" | awk '{print $2}')"
+	b_l="$b_l $("$bin" bare "$secs" 2>/dev/null | awk '{print $2}')"
+	e5_l="$e5_l $("$bin" engine "$secs" cpu disk network memory scheduler | awk '{print $2}')"
+	b5_l="$b5_l $("$bin" bare "$secs" cpu disk network memory scheduler 2>/dev/null |
+		awk '{print $2}')"
+done
+a_l=$("$bin" engine "$secs" all | awk '{print $2}')
+engine=$(echo "$e_l" | median)
+bare=$(echo "$b_l" | median)
+engine_all=$a_l
+engine_five=$(echo "$e5_l" | median)
+bare_five=$(echo "$b5_l" | median)
+echo "runs (CPU fraction): engine$e_l; bare$b_l; engine five$e5_l; bare five$b5_l"
 
 if ! command -v collectd >/dev/null 2>&1; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq collectd-core >/dev/null
