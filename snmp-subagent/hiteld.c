@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <math.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -41,7 +42,12 @@
 #include <microhttpd.h>
 
 #ifdef HITEL_WITH_SNMP
+#include <dlfcn.h>
+#include <limits.h>
+#include <sys/stat.h>
+
 #include "agentx.h"
+#include "snmp-module.h"
 #endif
 #include "conffile.h"
 #include "engine.h"
@@ -64,6 +70,10 @@
 #define HTTP_MAX_CONNECTIONS 128u
 #define HTTP_CONNECTION_MEMORY ((size_t)32 * 1024)
 #define HTTP_TIMEOUT_S 10u
+
+/* How often the main thread wakes for housekeeping: looking for an AgentX
+ * master that was not there yet, giving freed scrape memory back. */
+#define TICK_S 2
 
 /* hiteld's own keys in the config file (the wrapper keys of conffile.h). */
 struct daemon_opts {
@@ -113,6 +123,15 @@ struct hiteld {
 	 * callback: atomic. */
 	struct hitel_agentx *agentx;
 	uint64_t snmp_window_ns; /* the window the SNMP frontend registered */
+	/* SNMP options as the frontend started with (a reload does not apply
+	 * them), and the AgentX master socket waited for before loading the
+	 * SNMP module; main thread only. */
+	struct daemon_opts snmp_opts;
+	int agentx_wait;
+	char agentx_wait_path[256];
+	/* /metrics, /vars, /vars.json responses built (atomic): the main
+	 * thread trims malloc after scrapes. */
+	unsigned long scrapes;
 };
 
 /* One configuration, loaded but not running. */
@@ -533,6 +552,7 @@ static enum MHD_Result serve_expose(struct hiteld *d, struct MHD_Connection *c, 
 	if (fclose(f) != 0 && !err)
 		err = -EIO;
 	f = NULL;
+	__atomic_add_fetch(&d->scrapes, 1, __ATOMIC_RELAXED);
 cleanup:
 	hitel_snapshot_free(cum);
 	window_put(d, sw);
@@ -697,20 +717,115 @@ static void http_frontend_reload(struct hiteld *d, const struct daemon_opts *old
  * cannot be initialised twice in a process, so a reload that changes these
  * options asks for a restart.
  */
-static int snmp_frontend_start(struct hiteld *d)
+/* Set once, before the first handle it made is published in hiteld.agentx
+ * (release), so whoever loads that handle (acquire) sees it. The module
+ * stays loaded: net-snmp cannot be initialised twice in a process. */
+static const struct hitel_snmp_module *snmp_mod;
+
+/* Where hitel-snmp.so is: $HITEL_MODULE_DIR if set; the build tree's
+ * libtool output when this hiteld is the build tree's (so tests and
+ * contrib/quickstart.sh need not install, and an installed hiteld never
+ * looks there); else $(pkglibdir). */
+static void snmp_module_path(char *buf, size_t len)
 {
+	const char *dir = getenv("HITEL_MODULE_DIR");
+	char exe[PATH_MAX], built[PATH_MAX];
+
+	if (dir && *dir) {
+		snprintf(buf, len, "%s/%s", dir, HITEL_SNMP_MODULE_FILE);
+		return;
+	}
+	if (realpath("/proc/self/exe", exe) && realpath(HITEL_BUILDDIR "/hiteld", built) &&
+	    strcmp(exe, built) == 0) {
+		snprintf(buf, len, "%s/snmp-subagent/.libs/%s", HITEL_BUILDDIR,
+			 HITEL_SNMP_MODULE_FILE);
+		return;
+	}
+	snprintf(buf, len, "%s/%s", HITEL_PKGLIBDIR, HITEL_SNMP_MODULE_FILE);
+}
+
+static int snmp_module_load(void)
+{
+	static int failed; /* logged once; later attempts would fail the same way */
+	const struct hitel_snmp_module *m;
+	char path[PATH_MAX + 32];
+	void *h;
+
+	if (snmp_mod)
+		return 0;
+	if (failed)
+		return -ENOENT;
+	snmp_module_path(path, sizeof(path));
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		failed = 1;
+		hitel_log(HITEL_LOG_ERR, "snmp",
+			  "cannot load the SNMP module %s: %s; SNMP is off, HTTP keeps serving",
+			  path, dlerror());
+		return -ENOENT;
+	}
+	m = dlsym(h, HITEL_SNMP_MODULE_SYMBOL);
+	if (!m) {
+		failed = 1;
+		hitel_log(HITEL_LOG_ERR, "snmp",
+			  "%s is not a hitel SNMP module: %s; SNMP is off, HTTP keeps serving", path,
+			  dlerror());
+		dlclose(h);
+		return -ENOEXEC;
+	}
+	if (m->abi != HITEL_SNMP_MODULE_ABI || !m->version ||
+	    strcmp(m->version, HITEL_VERSION) != 0) {
+		failed = 1;
+		hitel_log(HITEL_LOG_ERR, "snmp",
+			  "SNMP module %s is version %s ABI %u, this hiteld %s ABI %u (a stale "
+			  "install?); SNMP is off, HTTP keeps serving",
+			  path, m->version ? m->version : "?", m->abi, HITEL_VERSION,
+			  HITEL_SNMP_MODULE_ABI);
+		dlclose(h);
+		return -ENOEXEC;
+	}
+	snmp_mod = m;
+	hitel_log(HITEL_LOG_INFO, "snmp", "loaded %s", path);
+	return 0;
+}
+
+/* The file of an AgentX master address, or NULL when it is not a Unix
+ * socket (tcp:host:port: nothing cheap to look at, joined at once). */
+static const char *agentx_unix_path(const char *addr)
+{
+	if (!addr || !*addr)
+		return "/var/agentx/master"; /* net-snmp's default */
+	if (strncmp(addr, "unix:", 5) == 0)
+		return addr + 5;
+	return addr[0] == '/' ? addr : NULL;
+}
+
+static int agentx_master_present(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Load the module and start the agent with the options the frontend
+ * started with. */
+static int snmp_agent_start(struct hiteld *d)
+{
+	const struct daemon_opts *so = &d->snmp_opts;
 	struct hitel_agentx_opts o = { 0 };
 	struct hitel_agentx *a;
+	size_t i;
 
-	if (!d->opts.agentx && !d->opts.snmp_listen[0])
-		return 0;
-	o.socket = d->opts.agentx_socket[0] ? d->opts.agentx_socket : NULL;
-	o.listen = d->opts.snmp_listen[0] ? d->opts.snmp_listen : NULL;
-	o.community = d->opts.snmp_community[0] ? d->opts.snmp_community : NULL;
-	o.trap_sink = d->opts.snmp_trap_sink[0] ? d->opts.snmp_trap_sink : NULL;
-	o.cache_ms = d->opts.snmp_cache_ms;
+	o.socket = so->agentx_socket[0] ? so->agentx_socket : NULL;
+	o.listen = so->snmp_listen[0] ? so->snmp_listen : NULL;
+	o.community = so->snmp_community[0] ? so->snmp_community : NULL;
+	o.trap_sink = so->snmp_trap_sink[0] ? so->snmp_trap_sink : NULL;
+	o.cache_ms = so->snmp_cache_ms;
 	o.export = &d->export;
-	a = hitel_agentx_start(d->engine, &o);
+	/* Not fatal even with snmp_listen: what hiteld can serve, it serves. */
+	if (snmp_module_load() < 0)
+		return 0;
+	a = snmp_mod->start(d->engine, &o);
 	if (!a) {
 		int err = errno;
 
@@ -722,16 +837,59 @@ static int snmp_frontend_start(struct hiteld *d)
 	}
 	d->snmp_window_ns = (uint64_t)o.cache_ms * 1000000ULL;
 	__atomic_store_n(&d->agentx, a, __ATOMIC_RELEASE);
+	/* Samplers that went down before the module was loaded: the traps
+	 * their transitions would have queued (a transition racing with this
+	 * may be sent twice, which a trap receiver tolerates). */
+	for (i = 0; i < hitel_engine_sampler_count(d->engine); i++) {
+		struct hitel_sampler_status st;
+
+		if (hitel_engine_sampler_status(d->engine, i, &st) == 0 && !st.up)
+			snmp_mod->sampler_status(a, &st);
+	}
 	hitel_log(HITEL_LOG_NOTICE, "snmp", "%s %s", o.listen ? "SNMP agent on" : "AgentX subagent of",
 		  o.listen ? o.listen : (o.socket ? o.socket : "the default master socket"));
 	return 0;
+}
+
+/* Without snmp_listen, and while the master's socket is not there, nothing
+ * of net-snmp is loaded: most hosts have no snmpd, and loading it costs
+ * ~8 MB (snmp-module.h). The tick loads it when the socket appears; from
+ * then on net-snmp reconnects by itself as before. */
+static int snmp_frontend_start(struct hiteld *d)
+{
+	const char *path;
+
+	if (!d->opts.agentx && !d->opts.snmp_listen[0])
+		return 0;
+	d->snmp_opts = d->opts;
+	path = d->opts.snmp_listen[0] ? NULL : agentx_unix_path(d->opts.agentx_socket);
+	if (path && !agentx_master_present(path)) {
+		snprintf(d->agentx_wait_path, sizeof(d->agentx_wait_path), "%s", path);
+		d->agentx_wait = 1;
+		hitel_log(HITEL_LOG_INFO, "snmp",
+			  "no AgentX master at %s yet: joining when it appears (checked every %d s)",
+			  path, TICK_S);
+		return 0;
+	}
+	return snmp_agent_start(d);
+}
+
+static void snmp_frontend_tick(struct hiteld *d)
+{
+	if (!d->agentx_wait || !agentx_master_present(d->agentx_wait_path))
+		return;
+	d->agentx_wait = 0;
+	hitel_log(HITEL_LOG_NOTICE, "snmp", "AgentX master appeared at %s", d->agentx_wait_path);
+	snmp_agent_start(d);
 }
 
 static void snmp_frontend_stop(struct hiteld *d)
 {
 	struct hitel_agentx *a = __atomic_exchange_n(&d->agentx, NULL, __ATOMIC_ACQ_REL);
 
-	hitel_agentx_stop(a);
+	d->agentx_wait = 0;
+	if (a)
+		snmp_mod->stop(a);
 }
 
 static void snmp_frontend_reload(struct hiteld *d, const struct daemon_opts *old)
@@ -751,8 +909,10 @@ static void on_sampler_status(const struct hitel_sampler_status *st, void *ctx)
 {
 #ifdef HITEL_WITH_SNMP
 	struct hiteld *d = ctx;
+	struct hitel_agentx *a = __atomic_load_n(&d->agentx, __ATOMIC_ACQUIRE);
 
-	hitel_agentx_sampler_status(__atomic_load_n(&d->agentx, __ATOMIC_ACQUIRE), st);
+	if (a)
+		snmp_mod->sampler_status(a, st);
 #else
 	(void)st;
 	(void)ctx;
@@ -764,10 +924,11 @@ static const struct frontend {
 	int (*start)(struct hiteld *d);
 	void (*stop)(struct hiteld *d);
 	void (*reload)(struct hiteld *d, const struct daemon_opts *old);
+	void (*tick)(struct hiteld *d); /* every TICK_S in the main thread, or NULL */
 } frontends[] = {
-    {"http", http_frontend_start, http_frontend_stop, http_frontend_reload},
+    {"http", http_frontend_start, http_frontend_stop, http_frontend_reload, NULL},
 #ifdef HITEL_WITH_SNMP
-    {"snmp", snmp_frontend_start, snmp_frontend_stop, snmp_frontend_reload},
+    {"snmp", snmp_frontend_start, snmp_frontend_stop, snmp_frontend_reload, snmp_frontend_tick},
 #endif
 };
 
@@ -828,7 +989,7 @@ static int engine_replace(struct hiteld *d, struct loaded *l)
 	free(prev);
 	window_put(d, stale);
 #ifdef HITEL_WITH_SNMP
-	if (d->agentx && hitel_agentx_set_engine(d->agentx, e) < 0) {
+	if (d->agentx && snmp_mod->set_engine(d->agentx, e) < 0) {
 		/* Cannot happen with the same registry short of memory; the
 		 * agent must not outlive the engine it reads. */
 		hitel_log(HITEL_LOG_ERR, "snmp", "SNMP stopped: cannot follow the new engine");
@@ -1156,6 +1317,7 @@ int main(int argc, char **argv)
 	struct hiteld d;
 	struct loaded l;
 	sigset_t sigs;
+	unsigned long trimmed_at = 0;
 	double once = 0;
 	int check = 0, verbose = 0, opt, ret = 1, started = 0;
 	size_t i;
@@ -1217,6 +1379,16 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Before any thread allocates. glibc's defaults let RSS grow with
+	 * scrapes: each HTTP thread gets an arena that keeps its peak, and
+	 * libbpf's multi-MB BTF buffers, freed at start, raise the dynamic
+	 * mmap threshold and with it the trim threshold to ~10 MB, so no arena
+	 * ever shrinks. Two arenas, fixed 1 MiB thresholds, and malloc_trim
+	 * in the main loop after scrapes (never on a scrape's path, which
+	 * would refault its pages every time). */
+	mallopt(M_ARENA_MAX, 2);
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+	mallopt(M_TRIM_THRESHOLD, 1 << 20);
 
 	log_to_journal = getenv("JOURNAL_STREAM") != NULL;
 	hitel_log_set(log_stderr, NULL);
@@ -1268,12 +1440,25 @@ int main(int argc, char **argv)
 		  hitel_engine_sampler_count(d.engine));
 
 	for (;;) {
-		int sig = sigwaitinfo(&sigs, NULL);
+		const struct timespec tick = {TICK_S, 0};
+		int sig = sigtimedwait(&sigs, NULL, &tick);
 
+		if (sig < 0 && errno == EAGAIN) {
+			unsigned long n = __atomic_load_n(&d.scrapes, __ATOMIC_RELAXED);
+
+			for (i = 0; i < NFRONTENDS; i++)
+				if (frontends[i].tick)
+					frontends[i].tick(&d);
+			if (n != trimmed_at) {
+				trimmed_at = n;
+				malloc_trim(0);
+			}
+			continue;
+		}
 		if (sig < 0) {
 			if (errno == EINTR)
 				continue;
-			hitel_log(HITEL_LOG_ERR, "hiteld", "sigwaitinfo: %s", strerror(errno));
+			hitel_log(HITEL_LOG_ERR, "hiteld", "sigtimedwait: %s", strerror(errno));
 			goto stop;
 		}
 		if (sig == SIGHUP) {

@@ -8,7 +8,9 @@
 # subagent is back within 5 s after the master restarts; a sampler that goes
 # down (its /proc file emptied under a private root) sends hitelSamplerDown
 # and hitelSamplerUp to snmptrapd, also after the master was away; the
-# agent's own-agent mode answers directly. Prints TAP.
+# agent's own-agent mode answers directly; hiteld loads net-snmp (its SNMP
+# module) only once a master's socket appears, and a module that cannot be
+# loaded leaves HTTP serving. Prints TAP.
 #
 # Needs the Debian packages snmpd, snmp, snmptrapd and smitools (installed
 # here with apt-get when missing), python3, and npm: SNMPv2-SMI/TC/CONF are
@@ -474,6 +476,69 @@ if [ -x "$hiteld" ]; then
 	cp /proc/stat "$tmp/root/proc/stat"
 else
 	not_ok "hiteld joins the AgentX master" "hiteld not built: $hiteld"
+fi
+
+# ---- 8. hiteld maps net-snmp only when a master is there ---------------------------
+
+maps_netsnmp() {
+	grep -q libnetsnmp "/proc/$1/maps" 2>/dev/null
+}
+if [ -x "$hiteld" ]; then
+	hport=$(free_port)
+	lport=$(free_port)
+	late=$tmp/late.sock
+	printf 'listen = 127.0.0.1:%s\nagentx_socket = unix:%s\nsnmp_cache = 1\nroot = %s\nsamplers = cpu\n' \
+		"$hport" "$late" "$tmp/root" >"$tmp/hiteld-late.conf"
+	"$hiteld" -c "$tmp/hiteld-late.conf" >>"$tmp/hiteld.log" 2>&1 &
+	hiteld_pid=$!
+	pids="$pids $hiteld_pid"
+	check "hiteld without a master serves HTTP" wait_for 5 health
+	sleep 3 # longer than hiteld's 2 s check for the master
+	check "hiteld without a master does not map libnetsnmp" eval '! maps_netsnmp "$hiteld_pid"'
+	# A sampler that goes down before the module is loaded is announced
+	# to the master once it is.
+	downs_before=$(grep -c hitelSamplerDown "$tmp/traps.log")
+	: >"$tmp/root/proc/stat"
+	hiteld_down() {
+		grep -q 'no usable cpu line' "$tmp/hiteld.log"
+	}
+	check "hiteld's cpu goes down before any master" wait_for 10 hiteld_down
+	mkdir -p "$tmp/snmpd-late"
+	sed -e "s|^agentaddress .*|agentaddress udp:127.0.0.1:$lport|" \
+		-e "s|^agentXSocket .*|agentXSocket unix:$late|" \
+		"$tmp/snmpd/snmpd.conf" >"$tmp/snmpd-late/snmpd.conf"
+	SNMPCONFPATH=$tmp/snmpd-late SNMP_PERSISTENT_DIR=$tmp/snmpd-late/persist \
+		"$SNMPD" -f -Lo -I -smux -C -c "$tmp/snmpd-late/snmpd.conf" >>"$tmp/snmpd.log" 2>&1 &
+	pids="$pids $!"
+	check "hiteld maps libnetsnmp once the master appears" wait_for 10 maps_netsnmp "$hiteld_pid"
+	late_down_trap() {
+		[ "$(grep -c hitelSamplerDown "$tmp/traps.log")" -gt "$downs_before" ]
+	}
+	check "the earlier hitelSamplerDown reaches snmptrapd after the module loads" \
+		wait_for 10 late_down_trap
+	cp /proc/stat "$tmp/root/proc/stat"
+	late_up() {
+		snmptable -v2c -c public -t 1 -r 1 "127.0.0.1:$lport" $M -Cb -Cf '|' \
+			HITEL-MIB::hitelSamplerTable 2>/dev/null | grep -q '^cpu|up|'
+	}
+	check "hiteld joins the master that appeared" wait_for 10 late_up
+	stop "$hiteld_pid"
+	check "hiteld with the module loaded exits 0 on SIGTERM" [ "$stop_rc" = 0 ]
+
+	# A module that cannot be loaded: one clear line, HTTP keeps serving.
+	hport=$(free_port)
+	printf 'listen = 127.0.0.1:%s\nsnmp_listen = udp:127.0.0.1:%s\nroot = %s\nsamplers = cpu\n' \
+		"$hport" "$(free_port)" "$tmp/root" >"$tmp/hiteld-nomod.conf"
+	HITEL_MODULE_DIR=$tmp/no-such-dir "$hiteld" -c "$tmp/hiteld-nomod.conf" >"$tmp/hiteld-nomod.log" 2>&1 &
+	hiteld_pid=$!
+	pids="$pids $hiteld_pid"
+	check "hiteld without its SNMP module serves HTTP" wait_for 5 health
+	check "hiteld logs the module it cannot load" \
+		grep -q "cannot load the SNMP module $tmp/no-such-dir/hitel-snmp.so: " "$tmp/hiteld-nomod.log"
+	stop "$hiteld_pid"
+	check "hiteld without its SNMP module exits 0 on SIGTERM" [ "$stop_rc" = 0 ]
+else
+	not_ok "hiteld maps net-snmp only with a master" "hiteld not built: $hiteld"
 fi
 
 if [ $failed -ne 0 ]; then
