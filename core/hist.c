@@ -154,26 +154,39 @@ static int nz_next(struct nz *it, unsigned int *idx, uint64_t *count)
 	return 1;
 }
 
-struct hitel_hist *hitel_hist_new(unsigned int g, unsigned int m)
+size_t hitel_hist_bytes(unsigned int g, unsigned int m)
 {
-	struct hitel_hist *h;
-	unsigned int nb;
-
 	if (g > HITEL_HIST_MAX_GROUPING || m > HITEL_HIST_MAX_POWER || m <= g) {
 		errno = EINVAL;
-		return NULL;
+		return 0;
 	}
-	nb = hitel_bucket_count(g, m);
-	h = calloc(1, sizeof(*h) + (size_t)nb * sizeof(uint64_t));
-	if (!h) {
+	return sizeof(struct hitel_hist) + (size_t)hitel_bucket_count(g, m) * sizeof(uint64_t);
+}
+
+struct hitel_hist *hitel_hist_init(void *mem, unsigned int g, unsigned int m)
+{
+	struct hitel_hist *h = mem;
+
+	h->g = g;
+	h->m = m;
+	h->nb = hitel_bucket_count(g, m);
+	h->min = UINT64_MAX;
+	return h;
+}
+
+struct hitel_hist *hitel_hist_new(unsigned int g, unsigned int m)
+{
+	size_t size = hitel_hist_bytes(g, m);
+	void *mem;
+
+	if (!size)
+		return NULL;
+	mem = calloc(1, size);
+	if (!mem) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	h->g = g;
-	h->m = m;
-	h->nb = nb;
-	h->min = UINT64_MAX;
-	return h;
+	return hitel_hist_init(mem, g, m);
 }
 
 void hitel_hist_free(struct hitel_hist *h)
@@ -650,8 +663,13 @@ int hitel_hist_load(struct hitel_hist *h, const uint64_t *counts, size_t n, uint
 
 	if (h->compact || n != h->nb)
 		return -EINVAL;
+	/* Only changed buckets are written: a kernel histogram loaded every
+	 * read is mostly zeros, and writing them would make every page of
+	 * h resident (60 KB at g = 7) where reading leaves untouched pages
+	 * unallocated. */
 	for (i = 0; i < h->nb; i++) {
-		h->b[i] = counts[i];
+		if (h->b[i] != counts[i])
+			h->b[i] = counts[i];
 		c += counts[i];
 	}
 	h->count = c;

@@ -46,6 +46,15 @@ struct hitel_hist;
  * errno (EINVAL, ENOMEM).
  */
 struct hitel_hist *hitel_hist_new(unsigned int g, unsigned int m);
+/*
+ * The same in memory the caller provides (a registry maps its long-lived
+ * histograms itself, so pages no record touches are never resident):
+ * hitel_hist_bytes() is the size needed (0 and errno EINVAL for a bad
+ * shape); mem must be zeroed and 8-byte aligned. The result is never passed
+ * to hitel_hist_free().
+ */
+size_t hitel_hist_bytes(unsigned int g, unsigned int m);
+struct hitel_hist *hitel_hist_init(void *mem, unsigned int g, unsigned int m);
 /* Frees h; NULL is accepted. */
 void hitel_hist_free(struct hitel_hist *h);
 /* New histogram with the same shape and contents, in the same form (the dup
