@@ -11,7 +11,9 @@
 #     hiteld's HTTP threads (MHD-worker) alone as a cross-check;
 #   - series per scrape: sample lines of the exposition (not # lines);
 #   - CPU per series, and the ratio node-exporter / hiteld (goal: >= 8);
-#   - hiteld's RSS after start and after the scrapes (goal: <= 16 MiB).
+#   - hiteld's RSS after start and after the scrapes (goal: <= 16 MiB), also
+#     with a real snmpd AgentX master on a private socket, when hiteld has
+#     loaded its SNMP module (net-snmp) and joined.
 # Usage: bench_http.sh [path/to/hiteld]. HITEL_BENCH_SCRAPES=N (default 200).
 # prometheus-node-exporter is installed (apt-get) when missing. Not part of
 # make check: `make bench-http`.
@@ -181,4 +183,51 @@ echo "CPU per series: node-exporter / hiteld = ${ratio}x (goal >= ${GOAL_RATIO}x
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 rss_verdict() { [ "$1" -le $GOAL_RSS_KIB ] && echo met || echo "NOT met"; }
 echo "hiteld RSS: $(mib "$rss_start") MiB after start, $(mib "$rss_end") MiB after the scrapes (goal <= 16 MiB: $(rss_verdict "$rss_start"), $(rss_verdict "$rss_end"))"
+# --- RSS with an AgentX master ---------------------------------------------------
+# hiteld maps net-snmp only when a master is there (docs/hiteld.md): the
+# same measurement with a private snmpd master it has joined.
+SNMPD=$(command -v snmpd || echo /usr/sbin/snmpd)
+if [ -x "$SNMPD" ]; then
+	mkdir -p "$tmp/snmp/persist"
+	printf 'master agentx\nagentXSocket unix:%s\nagentaddress udp:127.0.0.1:%s\nrocommunity public 127.0.0.1\n' \
+		"$tmp/snmp/master.sock" "$((20000 + RANDOM % 40000))" >"$tmp/snmp/snmpd.conf"
+	SNMP_PERSISTENT_DIR=$tmp/snmp/persist "$SNMPD" -f -Lo -C -c "$tmp/snmp/snmpd.conf" \
+		>"$tmp/snmpd.log" 2>&1 &
+	pids="$pids $!"
+	for _ in $(seq 50); do
+		[ -S "$tmp/snmp/master.sock" ] && break
+		sleep 0.1
+	done
+	printf 'listen = 127.0.0.1:0\nagentx_socket = unix:%s\n' "$tmp/snmp/master.sock" \
+		>"$tmp/hiteld-agentx.conf"
+	"$hiteld" -c "$tmp/hiteld-agentx.conf" 2>"$tmp/hiteld-agentx.log" &
+	apid=$!
+	pids="$pids $apid"
+	aport=
+	for _ in $(seq 100); do
+		aport=$(sed -n 's/.*listening on .* (port \([0-9]*\)).*/\1/p' "$tmp/hiteld-agentx.log" |
+			head -n 1)
+		[ -n "$aport" ] && break
+		sleep 0.1
+	done
+	AURL="http://127.0.0.1:$aport/metrics"
+	for _ in $(seq 250); do
+		curl -s --max-time 10 "$AURL" | grep -q 'quantile="0.99"' && break
+		sleep 0.1
+	done
+	if grep -q libnetsnmp "/proc/$apid/maps" 2>/dev/null; then
+		a_start=$(rss_kib "$apid")
+		for _ in $(seq "$N"); do
+			curl -s --max-time 10 -o /dev/null "$AURL"
+		done
+		a_end=$(rss_kib "$apid")
+		sleep 3 # hiteld gives freed scrape memory back on its 2 s tick
+		a_later=$(rss_kib "$apid")
+		echo "hiteld RSS with an snmpd master (net-snmp loaded, joined): $(mib "$a_start") MiB after start, $(mib "$a_end") MiB after the scrapes, $(mib "$a_later") MiB 3 s later (goal <= 16 MiB: $(rss_verdict "$a_start"), $(rss_verdict "$a_end"), $(rss_verdict "$a_later"))"
+	else
+		echo "hiteld RSS with an snmpd master: not measured (hiteld did not load its SNMP module; see $tmp/hiteld-agentx.log)"
+	fi
+else
+	echo "hiteld RSS with an snmpd master: not measured (no snmpd: Debian package snmpd)"
+fi
 echo "machine: $(nproc) CPUs, kernel $(uname -r); node-exporter $("$NODE" --version 2>&1 | head -n 1)"
