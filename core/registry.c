@@ -51,6 +51,12 @@ struct hitel_series {
 	uint64_t updated_ns;
 	uint64_t resets;
 	bool seen; /* counter: has its first value */
+	/* Samples of value 0 not yet in hist: most oversampled counters do not
+	 * move between two reads 10 ms apart (error counters, idle devices and
+	 * interfaces), and counting those here keeps each such update off the
+	 * histogram's cache lines. Added by series_flush(), under the registry
+	 * lock, before anything reads hist. */
+	uint64_t zeros;
 };
 
 struct hitel_family {
@@ -624,6 +630,25 @@ static uint64_t per_second(uint64_t delta, uint64_t dt_ns)
 	return r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
 }
 
+static void series_flush(struct hitel_series *s)
+{
+	if (s->zeros) {
+		hitel_hist_record_n(s->hist, 0, s->zeros);
+		s->zeros = 0;
+	}
+}
+
+/* One sample of v into s->hist, zeros deferred (see zeros). */
+static void series_record(struct hitel_series *s, uint64_t v)
+{
+	if (v == 0) {
+		s->zeros++;
+		return;
+	}
+	series_flush(s);
+	hitel_hist_record(s->hist, v);
+}
+
 void hitel_series_counter(struct hitel_series *s, uint64_t raw, uint64_t t_ns)
 {
 	if (!s || s->fam->kind != HITEL_KIND_COUNTER)
@@ -649,7 +674,7 @@ void hitel_series_counter(struct hitel_series *s, uint64_t raw, uint64_t t_ns)
 	if (t_ns <= s->prev_t)
 		return;
 	if (s->hist)
-		hitel_hist_record(s->hist, per_second(raw - s->prev_raw, t_ns - s->prev_t));
+		series_record(s, per_second(raw - s->prev_raw, t_ns - s->prev_t));
 	s->prev_raw = raw;
 	s->prev_t = t_ns;
 }
@@ -660,7 +685,7 @@ void hitel_series_gauge(struct hitel_series *s, uint64_t v, uint64_t t_ns)
 		return;
 	s->value = v;
 	if (s->hist)
-		hitel_hist_record(s->hist, v);
+		series_record(s, v);
 	s->updated_ns = t_ns;
 }
 
@@ -681,6 +706,8 @@ int hitel_series_hist_load(struct hitel_series *s, const uint64_t *counts, size_
 
 struct hitel_hist *hitel_series_hist(struct hitel_series *s)
 {
+	if (s && s->hist)
+		series_flush(s);
 	return s ? s->hist : NULL;
 }
 
@@ -760,7 +787,7 @@ static void point_fill(struct hitel_point *pt, struct point_priv *pv, const stru
  * first snapshot, or the registry grew) get their own allocation. *need is
  * what the block would have needed for all of them.
  */
-static int snapshot_copy_locked(const struct hitel_registry *reg, struct hitel_snapshot *snap,
+static int snapshot_copy_locked(struct hitel_registry *reg, struct hitel_snapshot *snap,
 				size_t len, size_t *used, size_t *need)
 {
 	size_t i, j, sz;
@@ -773,11 +800,13 @@ static int snapshot_copy_locked(const struct hitel_registry *reg, struct hitel_s
 		const struct hitel_family *f = reg->fams[i];
 
 		for (j = 0; j < f->nseries; j++) {
-			const struct hitel_series *s = f->series[j];
+			struct hitel_series *s = f->series[j];
 			struct hitel_point *pt = &snap->points[snap->n];
 			struct point_priv *pv = &snap->priv[snap->n];
 			struct hitel_hist *h;
 
+			if (s->hist)
+				series_flush(s);
 			point_fill(pt, pv, f, s);
 			snap->n++;
 			if (!s->hist)

@@ -604,6 +604,74 @@ START_TEST(test_gauge)
 }
 END_TEST
 
+/* Zero samples (a counter that did not move, a gauge at 0) are counted in
+ * the series and added to its histogram only when something reads it: every
+ * reader must see them, in the right window, whatever the order. */
+START_TEST(test_deferred_zeros)
+{
+	struct hitel_registry *reg = hitel_registry_new();
+	struct hitel_family_desc dc = desc_of("test/counter", HITEL_KIND_COUNTER);
+	struct hitel_family_desc dg = desc_of("test/gauge", HITEL_KIND_GAUGE);
+	struct hitel_snapshot *s1, *s2, *w;
+	const struct hitel_point *p;
+	struct hitel_series *c, *g;
+	uint64_t t = SEC, raw = 1000;
+	int i;
+
+	hitel_registry_lock(reg);
+	c = hitel_registry_series(reg, &dc, NULL, 0);
+	g = hitel_registry_series(reg, &dg, NULL, 0);
+	hitel_series_counter(c, raw, t);
+	/* 5 unchanged reads, one of +10 in 1 s, 3 unchanged. */
+	for (i = 0; i < 5; i++)
+		hitel_series_counter(c, raw, t += SEC);
+	hitel_series_counter(c, raw += 10, t += SEC);
+	for (i = 0; i < 3; i++)
+		hitel_series_counter(c, raw, t += SEC);
+	hitel_series_gauge(g, 0, t);
+	hitel_series_gauge(g, 0, t);
+	hitel_series_gauge(g, 7, t);
+	hitel_series_gauge(g, 0, t);
+	hitel_registry_unlock(reg);
+
+	s1 = hitel_registry_snapshot(reg, t);
+	p = hitel_snapshot_find(s1, "test/counter", "");
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 9);
+	ck_assert_uint_eq(hitel_hist_bucket_count(p->hist, 0), 8);
+	ck_assert_uint_eq(hitel_hist_min(p->hist), 0);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 10);
+	ck_assert_uint_eq(hitel_hist_quantile(p->hist, 0.5), 0);
+	p = hitel_snapshot_find(s1, "test/gauge", "");
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 4);
+	ck_assert_uint_eq(hitel_hist_bucket_count(p->hist, 0), 3);
+	ck_assert_uint_eq(p->value, 0);
+
+	/* Zeros after the first snapshot belong to the next window only. */
+	hitel_registry_lock(reg);
+	for (i = 0; i < 4; i++)
+		hitel_series_counter(c, raw, t += SEC);
+	hitel_registry_unlock(reg);
+	s2 = hitel_registry_snapshot(reg, t);
+	w = hitel_snapshot_delta(s1, s2);
+	ck_assert_ptr_nonnull(w);
+	p = hitel_snapshot_find(w, "test/counter", "");
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 4);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 0);
+	p = hitel_snapshot_find(s2, "test/counter", "");
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 13);
+
+	/* The direct accessor flushes too. */
+	hitel_registry_lock(reg);
+	hitel_series_counter(c, raw, t += SEC);
+	ck_assert_uint_eq(hitel_hist_count(hitel_series_hist(c)), 14);
+	hitel_registry_unlock(reg);
+	hitel_snapshot_free(w);
+	hitel_snapshot_free(s1);
+	hitel_snapshot_free(s2);
+	hitel_registry_free(reg);
+}
+END_TEST
+
 START_TEST(test_hist_load)
 {
 	struct hitel_registry *reg = hitel_registry_new();
@@ -1534,6 +1602,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, test_counter_rates, 0,
 			    (int)(sizeof(counter_cases) / sizeof(counter_cases[0])));
 	tcase_add_test(tc, test_gauge);
+	tcase_add_test(tc, test_deferred_zeros);
 	tcase_add_test(tc, test_hist_load);
 	tcase_add_test(tc, test_snapshot_order);
 	tcase_add_test(tc, test_delta_counter);
