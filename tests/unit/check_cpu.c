@@ -28,34 +28,14 @@ static uint64_t ns_per_tick(void)
 	return SEC / (uint64_t)hz;
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	size_t n;
-
-	ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
-	buf = calloc(1, 1 << 16);
-	ck_assert_ptr_nonnull(buf);
-	n = fread(buf, 1, (1 << 16) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 /* Copy fixture <rel_case>/proc/stat into root (the same inode is rewritten,
  * so the sampler's open fd sees the new content, as with procfs). */
 static void install(const char *root, const char *rel_case)
 {
 	char rel[256];
-	char *path, *content;
 
 	snprintf(rel, sizeof(rel), "cpu/%s/proc/stat", rel_case);
-	path = tu_fixture(rel);
-	content = slurp(path);
-	tu_write(root, "proc/stat", content);
-	free(content);
-	free(path);
+	tu_install(root, rel, "proc/stat");
 }
 
 static void status(struct hitel_engine *e, struct hitel_sampler_status *st)

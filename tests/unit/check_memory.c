@@ -15,32 +15,12 @@
 #define KB 1024ULL
 #define ABSENT UINT64_MAX
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	size_t n;
-
-	ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
-	buf = calloc(1, 1 << 16);
-	ck_assert_ptr_nonnull(buf);
-	n = fread(buf, 1, (1 << 16) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static void install(const char *root, const char *fixture_case, const char *file)
 {
 	char rel[256];
-	char *path, *content;
 
 	snprintf(rel, sizeof(rel), "memory/%s/%s", fixture_case, file);
-	path = tu_fixture(rel);
-	content = slurp(path);
-	tu_write(root, file, content);
-	free(content);
-	free(path);
+	tu_install(root, rel, file);
 }
 
 static void status(struct hitel_engine *e, struct hitel_sampler_status *st)

@@ -14,33 +14,13 @@
 #define SEC 1000000000ULL
 #define ABSENT UINT64_MAX
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	size_t n;
-
-	ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
-	buf = calloc(1, 1 << 16);
-	ck_assert_ptr_nonnull(buf);
-	n = fread(buf, 1, (1 << 16) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static void install(const char *root, const char *fixture_case, const char *resource)
 {
-	char rel[256];
-	char *path, *content;
+	char rel[256], dst[64];
 
 	snprintf(rel, sizeof(rel), "pressure/%s/proc/pressure/%s", fixture_case, resource);
-	path = tu_fixture(rel);
-	content = slurp(path);
-	snprintf(rel, sizeof(rel), "proc/pressure/%s", resource);
-	tu_write(root, rel, content);
-	free(content);
-	free(path);
+	snprintf(dst, sizeof(dst), "proc/pressure/%s", resource);
+	tu_install(root, rel, dst);
 }
 
 static void status(struct hitel_engine *e, struct hitel_sampler_status *st)

@@ -74,6 +74,22 @@ void tu_write(const char *dir, const char *rel, const char *content)
 	fclose(f);
 }
 
+void tu_install(const char *dir, const char *fixture_rel, const char *rel)
+{
+	static char buf[1 << 16];
+	char *path = tu_fixture(fixture_rel);
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	ck_assert_msg(feof(f), "%s: larger than %zu bytes", path, sizeof(buf) - 1);
+	buf[n] = '\0';
+	fclose(f);
+	free(path);
+	tu_write(dir, rel, buf);
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;

@@ -24,6 +24,10 @@ char *tu_fixture(const char *rel);
  * malloc'd path. tu_write() writes a file under it, creating parents. */
 char *tu_tmpdir(void);
 void tu_write(const char *dir, const char *rel, const char *content);
+/* Copy the fixture file <fixtures>/<fixture_rel> (up to 64 KiB) to
+ * <dir>/<rel> with tu_write(): an existing file keeps its inode, so a
+ * sampler's open fd sees the new content, as with procfs. */
+void tu_install(const char *dir, const char *fixture_rel, const char *rel);
 void tu_rmtree(const char *dir);
 
 /* An engine with only `sampler` added, root at `root` (NULL: "/"), log
