@@ -15,52 +15,11 @@
 set -u
 
 LOAD_SECONDS=${HITEL_TEST_LOAD_SECONDS:-8}
-n=0
-failed=0
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	local l
-	for l in "$@"; do
-		echo "# $l"
-	done
-}
-# check DESC CMD...: one test point from a command's status.
-check() {
-	local desc=$1
-	shift
-	if "$@"; then
-		ok "$desc"
-	else
-		not_ok "$desc" "failed: $*"
-	fi
-}
-bail() {
-	echo "Bail out! $*"
-	exit 1
-}
+. "$(dirname "$0")/tap.sh"
 
 # ---- prerequisites ------------------------------------------------------------
 
-missing=""
-for pkg in collectd-core collectd-utils libmicrohttpd12 libprotobuf-c1 libcap2-bin; do
-	dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
-done
-if [ -n "$missing" ]; then
-	echo "# installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 ||
-		{ apt-get update >/dev/null 2>&1 &&
-			apt-get install -y --no-install-recommends $missing >/dev/null 2>&1; } ||
-		bail "cannot install$missing"
-fi
+need_packages collectd-core collectd-utils libmicrohttpd12 libprotobuf-c1 libcap2-bin
 COLLECTD=$(command -v collectd || echo /usr/sbin/collectd)
 COLLECTDCTL=$(command -v collectdctl || echo /usr/bin/collectdctl)
 STOCK=${HITEL_COLLECTD_STOCK_PLUGINS:-/usr/lib/collectd}
@@ -96,18 +55,6 @@ cp "$so" "$tmp/plugins/hitel.so"
 
 ncpu=$(nproc)
 host=hiteltest
-
-# wait_for SECONDS CMD...: poll every 0.2 s until CMD succeeds.
-wait_for() {
-	local limit=$(($1 * 5)) i=0
-	shift
-	while [ $i -lt $limit ]; do
-		"$@" && return 0
-		sleep 0.2
-		i=$((i + 1))
-	done
-	return 1
-}
 
 # conf_head NAME: common part of a private collectd config.
 conf_head() {
@@ -171,10 +118,6 @@ csv_min() {
 	f=$(csv_files "$@") || return 1
 	awk -F, 'NR > 1 && $2 != "" { if (!s || $2 + 0 < m) m = $2 + 0; s = 1 }
 		END { if (!s) exit 1; printf "%.9g\n", m }' $f
-}
-# is: awk-evaluated comparison, e.g. is "$x > 0".
-is() {
-	awk "BEGIN { exit !($1) }" </dev/null
 }
 
 # ---- 1. the built object exports only module_register -------------------------

@@ -20,60 +20,15 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 
-n=0
-failed=0
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	local l
-	for l in "$@"; do
-		echo "# $l"
-	done
-}
-# check DESC CMD...: one test point from a command's status.
-check() {
-	local desc=$1
-	shift
-	if "$@"; then
-		ok "$desc"
-	else
-		not_ok "$desc" "failed: $*"
-	fi
-}
-bail() {
-	echo "Bail out! $*"
-	exit 1
-}
+. "$(dirname "$0")/tap.sh"
 # matches STRING REGEX
 matches() {
 	[[ "$1" =~ $2 ]]
 }
-# is: awk-evaluated comparison, e.g. is "$x > 0".
-is() {
-	awk "BEGIN { exit !($1) }" </dev/null
-}
 
 # ---- prerequisites ------------------------------------------------------------
 
-missing=""
-for pkg in snmpd snmp snmptrapd smitools; do
-	dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
-done
-if [ -n "$missing" ]; then
-	echo "# installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 ||
-		{ apt-get update >/dev/null 2>&1 &&
-			apt-get install -y --no-install-recommends $missing >/dev/null 2>&1; } ||
-		bail "cannot install$missing"
-fi
+need_packages snmpd snmp snmptrapd smitools
 SNMPD=$(command -v snmpd || echo /usr/sbin/snmpd)
 SNMPTRAPD=$(command -v snmptrapd || echo /usr/sbin/snmptrapd)
 for t in "$SNMPD" "$SNMPTRAPD"; do
@@ -136,18 +91,6 @@ free_port() {
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
-}
-
-# wait_for SECONDS CMD...: poll every 0.1 s until CMD succeeds.
-wait_for() {
-	local limit=$(($1 * 10)) i=0
-	shift
-	while [ $i -lt $limit ]; do
-		"$@" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
 }
 
 # stop PID: SIGTERM, bounded wait; exit status in $stop_rc.
