@@ -18,6 +18,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -37,27 +38,36 @@
 #define FNV_PRIME 0x100000001b3ULL
 
 struct hitel_series {
-	struct hitel_family *fam;
-	struct hitel_series *next;  /* hash chain */
-	struct hitel_label *labels; /* one block holding the array and its strings */
-	size_t nlabels;
-	size_t index; /* creation order within the family */
-	uint64_t id;
+	/* The first 64 bytes are all an update touches: at 100 Hz the engine
+	 * updates ~110 series a tick, each after a 10 ms sleep in which other
+	 * work evicted it, so a line per series (not two, plus the family's)
+	 * is most of the engine's user-space cost. Allocated line-aligned. */
 	struct hitel_hist *hist; /* NULL with HITEL_FAMILY_NO_HIST */
-	size_t hist_mapped;	 /* hist is an mmap of this many bytes, or 0 */
 	uint64_t value;
-	uint64_t first;		   /* counter: first raw value (a window starts here) */
 	uint64_t prev_raw, prev_t; /* counter: start of the next rate interval */
 	uint64_t updated_ns;
-	uint64_t resets;
-	bool seen; /* counter: has its first value */
 	/* Samples of value 0 not yet in hist: most oversampled counters do not
 	 * move between two reads 10 ms apart (error counters, idle devices and
 	 * interfaces), and counting those here keeps each such update off the
 	 * histogram's cache lines. Added by series_flush(), under the registry
 	 * lock, before anything reads hist. */
 	uint64_t zeros;
+	enum hitel_kind kind; /* the family's, here so updates need not load it */
+	bool seen;	      /* counter: has its first value */
+
+	uint64_t first; /* counter: first raw value (a window starts here) */
+	uint64_t resets;
+	struct hitel_family *fam;
+	struct hitel_series *next;  /* hash chain */
+	struct hitel_label *labels; /* one block holding the array and its strings */
+	size_t nlabels;
+	size_t index; /* creation order within the family */
+	uint64_t id;
+	size_t hist_mapped; /* hist is an mmap of this many bytes, or 0 */
 };
+
+_Static_assert(offsetof(struct hitel_series, first) <= 64,
+	       "what an update touches must fit the series' first cache line");
 
 struct hitel_family {
 	struct hitel_registry *reg;
@@ -536,11 +546,12 @@ static struct hitel_series *series_create(struct hitel_family *f, const struct h
 		if (err)
 			goto cleanup;
 	}
-	s = calloc(1, sizeof(*s));
+	s = aligned_alloc(64, (sizeof(*s) + 63) / 64 * 64);
 	if (!s) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
+	memset(s, 0, sizeof(*s));
 	s->labels = labels_copy(labels, n);
 	if (!s->labels) {
 		err = -ENOMEM;
@@ -552,6 +563,7 @@ static struct hitel_series *series_create(struct hitel_family *f, const struct h
 			goto cleanup;
 	}
 	s->fam = f;
+	s->kind = f->kind;
 	s->nlabels = n;
 	s->id = id;
 	s->index = f->nseries;
@@ -651,7 +663,7 @@ static void series_record(struct hitel_series *s, uint64_t v)
 
 void hitel_series_counter(struct hitel_series *s, uint64_t raw, uint64_t t_ns)
 {
-	if (!s || s->fam->kind != HITEL_KIND_COUNTER)
+	if (!s || s->kind != HITEL_KIND_COUNTER)
 		return;
 	s->updated_ns = t_ns;
 	if (!s->seen) {
@@ -681,7 +693,7 @@ void hitel_series_counter(struct hitel_series *s, uint64_t raw, uint64_t t_ns)
 
 void hitel_series_gauge(struct hitel_series *s, uint64_t v, uint64_t t_ns)
 {
-	if (!s || s->fam->kind != HITEL_KIND_GAUGE)
+	if (!s || s->kind != HITEL_KIND_GAUGE)
 		return;
 	s->value = v;
 	if (s->hist)
@@ -694,7 +706,7 @@ int hitel_series_hist_load(struct hitel_series *s, const uint64_t *counts, size_
 {
 	int err;
 
-	if (!s || !counts || s->fam->kind != HITEL_KIND_HISTOGRAM || !s->hist)
+	if (!s || !counts || s->kind != HITEL_KIND_HISTOGRAM || !s->hist)
 		return -EINVAL;
 	err = hitel_hist_load(s->hist, counts, n, sum, 0, UINT64_MAX);
 	if (err)
