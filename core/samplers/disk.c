@@ -133,6 +133,11 @@ struct disk_priv {
 	int warned_bad;
 	uint64_t scan_ns; /* last diskstats read */
 	int fast;	  /* every kept device has its stat file */
+	/* Indices in devs of the kept devices, as of the last scan: reads
+	 * between scans walk this, not every loop device and partition (a
+	 * cache miss each at 100 Hz). */
+	size_t *kept;
+	size_t nkept, kept_cap;
 };
 
 
@@ -376,18 +381,17 @@ static int read_sysfs(struct hitel_sampler *s, struct disk_priv *p, uint64_t now
 	struct hitel_registry *reg = hitel_sampler_registry(s);
 	size_t i;
 
-	for (i = 0; i < p->ndevs; i++) {
-		struct disk_dev *d = &p->devs[i];
+	for (i = 0; i < p->nkept; i++) {
+		struct disk_dev *d = &p->devs[p->kept[i]];
 		const char *buf;
 		size_t len;
 
-		if (d->keep && (!d->stat || hitel_procfile_read(d->stat, &buf, &len) < 0 ||
-				parse_values(buf, &d->cur) < 0))
+		if (!d->stat || hitel_procfile_read(d->stat, &buf, &len) < 0 ||
+		    parse_values(buf, &d->cur) < 0)
 			return -EAGAIN;
 	}
-	for (i = 0; i < p->ndevs; i++)
-		if (p->devs[i].keep)
-			dev_update(reg, &p->devs[i], &p->devs[i].cur, now_ns);
+	for (i = 0; i < p->nkept; i++)
+		dev_update(reg, &p->devs[p->kept[i]], &p->devs[p->kept[i]].cur, now_ns);
 	return 0;
 }
 
@@ -427,9 +431,25 @@ static int read_diskstats(struct hitel_sampler *s, struct disk_priv *p, uint64_t
 	devs_prune(p);
 	p->scan_ns = now_ns;
 	p->fast = 1;
-	for (i = 0; i < p->ndevs; i++)
-		if (p->devs[i].keep && !p->devs[i].stat)
+	p->nkept = 0;
+	for (i = 0; i < p->ndevs; i++) {
+		if (!p->devs[i].keep)
+			continue;
+		if (!p->devs[i].stat)
 			p->fast = 0;
+		if (p->nkept == p->kept_cap) {
+			size_t cap = p->kept_cap ? p->kept_cap * 2 : 8;
+			size_t *k = realloc(p->kept, cap * sizeof(*k));
+
+			if (!k) { /* diskstats at every read, then */
+				p->fast = 0;
+				break;
+			}
+			p->kept = k;
+			p->kept_cap = cap;
+		}
+		p->kept[p->nkept++] = i;
+	}
 	if (bad && !p->warned_bad) {
 		p->warned_bad = 1;
 		hitel_sampler_log(s, HITEL_LOG_NOTICE, "skipped %d malformed line(s) in %s", bad,
@@ -461,6 +481,7 @@ static void disk_fini(struct hitel_sampler *s)
 		hitel_procfile_free(p->devs[i].stat);
 	}
 	free(p->devs);
+	free(p->kept);
 	hitel_procfile_free(p->f);
 	memset(p, 0, sizeof(*p));
 }
