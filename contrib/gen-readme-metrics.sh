@@ -4,7 +4,7 @@
 # Usage: contrib/gen-readme-metrics.sh [README.md]   (run from the source tree)
 set -eu
 readme=${1:-README.md}
-order="cpu memory disk network netstat softnet scheduler pressure process perf
+order="cpu memory disk network netstat softnet scheduler pressure process perf bpf_cpu
 bpf_runqueue bpf_block bpf_syscall bpf_irq bpf_tcp bpf_fs self"
 tmp=$(mktemp)
 {

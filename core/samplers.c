@@ -20,6 +20,7 @@ extern const struct hitel_sampler_ops hitel_sampler_self;
 extern const struct hitel_sampler_ops hitel_sampler_perf;
 #endif
 #ifdef HITEL_WITH_BPF
+extern const struct hitel_sampler_ops hitel_sampler_bpf_cpu;
 extern const struct hitel_sampler_ops hitel_sampler_bpf_runqueue;
 extern const struct hitel_sampler_ops hitel_sampler_bpf_block;
 extern const struct hitel_sampler_ops hitel_sampler_bpf_syscall;
@@ -43,6 +44,7 @@ const struct hitel_sampler_ops *const hitel_builtin_samplers[] = {
 	&hitel_sampler_perf,
 #endif
 #ifdef HITEL_WITH_BPF
+	&hitel_sampler_bpf_cpu,
 	&hitel_sampler_bpf_runqueue,
 	&hitel_sampler_bpf_block,
 	&hitel_sampler_bpf_syscall,

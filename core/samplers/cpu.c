@@ -330,7 +330,11 @@ static void cpu_fini(struct hitel_sampler *s)
 const struct hitel_sampler_ops hitel_sampler_cpu = {
 	.name = "cpu",
 	.help = "CPU time per state from /proc/stat (option percpu adds per-CPU series).",
-	.default_hz = 0,
+	/* Tick-based data: at 10 Hz a sample holds ~10 ticks per CPU, at
+	 * 100 Hz 0-2, which is noise (bpf_cpu gives exact busy time at the
+	 * engine's rate). /proc/stat also costs ~7 us a read here, more with
+	 * more CPUs and interrupt lines (the intr line sums them all). */
+	.default_hz = 10,
 	.default_enabled = 1,
 	.priv_size = sizeof(struct cpu_priv),
 	.option = cpu_option,

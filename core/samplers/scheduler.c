@@ -283,7 +283,8 @@ const struct hitel_sampler_ops hitel_sampler_scheduler = {
 	.name = "scheduler",
 	.help = "Context switches, forks, interrupts and task counts from /proc/stat; load "
 		"averages from /proc/loadavg.",
-	.default_hz = 0,
+	/* With cpu's rate, so the two share one read of /proc/stat. */
+	.default_hz = 10,
 	.default_enabled = 1,
 	.priv_size = sizeof(struct sched_priv),
 	.init = sched_init,

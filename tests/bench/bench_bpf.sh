@@ -7,6 +7,7 @@
 #  (b) added cost per scheduler event on `perf bench sched pipe` pinned to
 #      CPU 0: none vs runqlat vs bpf_runqueue, rounds interleaved, medians
 #      (goal: ours <= 0.75 x runqlat's added cost);
+#  (b2) the same added cost per context switch for bpf_cpu;
 #  (c) block: fio direct random reads: our read percentiles next to fio's
 #      completion latency percentiles (fio adds the syscall and its own
 #      overhead; we and biolatency also see other processes' I/O), and our
@@ -119,6 +120,22 @@ awk -v b="$B" -v r="$R" -v h="$H" 'BEGIN {
 	printf "added per scheduler event: runqlat %.1f ns, hitel %.1f ns", ra, ha
 	if (ra > 0) printf ", ratio %.2f (%s: goal <= 0.75)", ha / ra, (ha / ra <= 0.75) ? "ok" : "MISSED"
 	printf "\n"
+}'
+
+echo
+echo "== (b2) bpf_cpu: added cost per context switch, same pipe benchmark =="
+: >"$WORK/base2"; : >"$WORK/cpu"
+for _ in $(seq 1 "$ROUNDS"); do
+	pipe_usecs >>"$WORK/base2"
+	start_bg ours_c '^ready' "$HELPER" bpf_cpu
+	pipe_usecs >>"$WORK/cpu"
+	stop_bg "$BGPID"
+done
+B=$(median <"$WORK/base2"); C=$(median <"$WORK/cpu")
+# One round trip = 2 context switches (bpf_cpu runs on sched_switch only).
+awk -v b="$B" -v c="$C" 'BEGIN {
+	printf "usecs per round trip (median of %d): none %.3f, bpf_cpu %.3f\n", '"$ROUNDS"', b, c
+	printf "added per context switch: bpf_cpu %.1f ns\n", (c - b) * 1000 / 2
 }'
 
 echo
