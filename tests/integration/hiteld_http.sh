@@ -85,6 +85,8 @@ percentiles = 50 90 99 99.9 100
 samplers = default -scheduler
 [sampler disk]
 rate = 10
+[sampler cpu]
+rate = 50
 EOF
 printf 'sample_rate = 100\n[sampler disk]\nrate = 500\n' >"$tmp/bad.conf"
 
