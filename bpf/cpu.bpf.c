@@ -77,7 +77,6 @@ static __always_inline void on_switch(__u32 next_pid)
 	if (!row)
 		return;
 	row_update(row, next_pid != 0);
-	row->switches++;
 }
 
 SEC("tp_btf/sched_switch")

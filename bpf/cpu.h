@@ -23,9 +23,8 @@ struct cpu_row {
 	__u64 busy_ns;	/* time a task other than the idle task ran, up to last_ns */
 	__u64 last_ns;	/* the last switch (or idle entry) on this CPU; 0: none yet */
 	__u64 running;	/* since last_ns a task other than the idle task runs */
-	__u64 switches; /* switches seen on this CPU */
 	__u64 missed;	/* idle entries while running: a switch to idle not seen */
-	__u64 pad[2];
+	__u64 pad[3];
 };
 
 #endif /* HITEL_BPF_CPU_H */

@@ -409,6 +409,11 @@ static const struct hitel_family_desc run_time_desc = {
 	.kind = HITEL_KIND_COUNTER,
 };
 
+/* A statistics read is a system call per program: a sampler at the engine's
+ * rate (bpf_cpu) reads them twice a second, not 100 times; one at 1 Hz reads
+ * them on every read despite wake-up jitter. */
+#define STATS_MIN_NS 500000000ULL
+
 struct prog_stats {
 	int fd;
 	const char *name; /* owned by the bpf_object, which outlives us */
@@ -418,6 +423,7 @@ struct prog_stats {
 struct hitel_bpf_stats {
 	struct hitel_sampler *s;
 	int stats_fd;
+	uint64_t read_ns; /* the last read; 0: none yet */
 	size_t n;
 	struct prog_stats progs[];
 };
@@ -472,8 +478,9 @@ void hitel_bpf_stats_read(struct hitel_bpf_stats *st, uint64_t now_ns)
 	struct hitel_registry *reg;
 	size_t i;
 
-	if (!st)
+	if (!st || (st->read_ns && now_ns - st->read_ns < STATS_MIN_NS))
 		return;
+	st->read_ns = now_ns;
 	reg = hitel_sampler_registry(st->s);
 	for (i = 0; i < st->n; i++) {
 		struct prog_stats *ps = &st->progs[i];

@@ -150,7 +150,8 @@ struct hitel_bpf_stats;
 struct hitel_bpf_stats *hitel_bpf_stats_new(struct hitel_sampler *s, struct bpf_object *obj,
 					    const struct hitel_bpf_opts *o);
 void hitel_bpf_stats_free(struct hitel_bpf_stats *st);
-/* Record the counters of every loaded program. Registry lock held. */
+/* Record the counters of every loaded program, at most every 500 ms (a read
+ * is a system call per program). Registry lock held. */
 void hitel_bpf_stats_read(struct hitel_bpf_stats *st, uint64_t now_ns);
 
 /* Number of possible CPUs (rows of per-CPU maps), or -errno. */

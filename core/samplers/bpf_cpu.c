@@ -53,8 +53,6 @@ _Static_assert(sizeof(struct cpu_row) == 64, "one cache line per CPU row");
  * losing the race (a CPU switching in a tight loop) takes the row's last
  * value rather than spin. */
 #define SEQ_TRIES 64
-/* BPF statistics are two system calls per program: not at 100 Hz. */
-#define STATS_NS 1000000000ULL
 
 struct bcpu_priv {
 	struct hitel_bpf_opts opts;
@@ -67,7 +65,6 @@ struct bcpu_priv {
 	struct hitel_series *total, *lost;
 	struct hitel_series **cpus; /* with percpu, per CPU; NULL until seen busy */
 	struct hitel_bpf_stats *stats;
-	uint64_t stats_ns;
 };
 
 static const struct hitel_family_desc busy_desc = {
@@ -249,10 +246,7 @@ static int bcpu_read(struct hitel_sampler *s, uint64_t now_ns)
 	}
 	hitel_series_counter(p->total, sum, now_ns);
 	hitel_series_counter(p->lost, missed, now_ns);
-	if (!p->stats_ns || now_ns - p->stats_ns >= STATS_NS) {
-		hitel_bpf_stats_read(p->stats, now_ns);
-		p->stats_ns = now_ns;
-	}
+	hitel_bpf_stats_read(p->stats, now_ns);
 	return 0;
 }
 

@@ -191,7 +191,7 @@ static int chosen(const struct hitel_sampler_ops *ops, int argc, char **argv)
 }
 
 /* ns the kernel spent in the engine's BPF programs so far (their
- * hitel/bpf/run_time series; read at most once a second by the samplers,
+ * hitel/bpf/run_time series; read at most twice a second by the samplers,
  * so both ends of a run are equally stale). */
 static uint64_t bpf_run_ns(struct hitel_engine *e)
 {

@@ -457,12 +457,17 @@ START_TEST(test_bpf_stats)
 	const struct hitel_point *runs, *time;
 	struct hitel_snapshot *snap;
 	struct thread_stat k;
+	uint64_t t0;
 
 	ck_assert_int_eq(stats_fds(), 0);
-	ck_assert_int_eq(hitel_engine_run_once(e, tu_now()), 0);
+	t0 = tu_now();
+	ck_assert_int_eq(hitel_engine_run_once(e, t0), 0);
 	assert_up(e, "bpf_runqueue");
 	ck_assert_int_eq(stats_fds(), 1);
 	ping_pong(&k);
+	/* The statistics are read at most every 500 ms. */
+	while (tu_now() - t0 < 600000000ULL)
+		usleep(10000);
 	ck_assert_int_eq(hitel_engine_run_once(e, tu_now()), 0);
 	snap = hitel_engine_snapshot(e);
 	runs = tu_point(snap, "hitel/bpf/runs", "sampler=bpf_runqueue,program=hitel_rqswitch");
