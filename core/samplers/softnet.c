@@ -247,7 +247,11 @@ static void softnet_fini(struct hitel_sampler *s)
 const struct hitel_sampler_ops hitel_sampler_softnet = {
 	.name = "softnet",
 	.help = "Per-CPU network receive processing from /proc/net/softnet_stat.",
-	.default_hz = 0,
+	/* Per-CPU "processed" at 100 Hz repeats what network's packet
+	 * counters show at 100 Hz, and drops and squeezes are rare events
+	 * whose count per 100 ms is the news. At 100 Hz this file was ~5 % of
+	 * the default engine's CPU (a cold read after each wake-up: ~7 us). */
+	.default_hz = 10,
 	.default_enabled = 1,
 	.priv_size = sizeof(struct softnet_priv),
 	.init = softnet_init,

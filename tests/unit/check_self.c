@@ -109,15 +109,22 @@ START_TEST(test_cpu_grows)
 }
 END_TEST
 
-/* The engine thread reads self at its default 10 Hz while this thread burns. */
+/* The engine thread reads self at 10 Hz (its default is 1 Hz) while this
+ * thread burns. */
 START_TEST(test_cpu_threaded)
 {
-	struct hitel_engine *e = self_engine(NULL);
+	struct hitel_engine *e = tu_engine(NULL, NULL);
+	struct hitel_sampler *s = hitel_engine_sampler_add(e, "self");
 	struct hitel_sampler_status st;
 	struct hitel_snapshot *snap;
 	const struct hitel_point *p;
 	uint64_t ncpu = (uint64_t)sysconf(_SC_NPROCESSORS_ONLN), max, end;
+	char err[128];
 
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(hitel_engine_sampler_status(e, 0, &st), 0);
+	ck_assert_uint_eq(st.rate_hz, 1);
+	ck_assert_msg(hitel_sampler_set(s, "rate", "10", err, sizeof(err)) == 0, "%s", err);
 	ck_assert_int_eq(hitel_engine_start(e), 0);
 	/* Short pauses let the engine thread in even under valgrind, which
 	 * runs one thread at a time. */
