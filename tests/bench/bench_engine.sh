@@ -1,54 +1,33 @@
 #!/bin/sh
 # CPU per second at 100 Hz with the default samplers, as ratios against
 # baselines measured in the same run:
-#   (a) a bare loop reading the same files at the same rates (goal <= 1.2x)
+#   (a) a bare loop reading the same files at the same rates (goal <= 1.2)
 #   (b) collectd 5.12 with its cpu, disk, interface, memory and load plugins
 #       at Interval 0.01 (goal: hitel >= 10x cheaper)
 # Usage: bench_engine.sh path/to/bench_engine [SECONDS] [ROUNDS]
-# Each measurement is the median of ROUNDS runs (default 3), the engine and
-# its bare loop alternating, so a noisy neighbour on this shared machine
-# hits both sides rather than one.
+#
+# Successive runs on this shared machine differ by 15-20 %, so a ratio of
+# two medians taken minutes apart is mostly noise. Each round therefore
+# makes its own ratios, and the script reports their median (ROUNDS,
+# default 5):
+#   (a) the engine and its bare loop run side by side ("bench_engine pair":
+#       two processes, wake-ups half a period apart), over the same seconds;
+#   (b) collectd runs right after the engine it is compared with.
 set -eu
 bin=$1
 secs=${2:-10}
-rounds=${3:-3}
+rounds=${3:-5}
 hz=$(getconf CLK_TCK)
 
 median() {
 	tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'
 }
 
-# The default samplers that read files, against a loop reading those files;
-# the same with bpf_cpu, the default source of CPU time at the engine's rate
-# (cpu reads the tick-based /proc/stat at 10 Hz), against collectd, its
-# BPF program's kernel time included; the whole default set (with perf and
-# every eBPF sampler) for information; and the subset that matches
-# collectd's five plugins.
-# An engine run prints "engine CPU missed N bpf KERNEL": the process's CPU
-# fraction and the fraction the kernel spent in its BPF programs.
-five="cpu bpf_cpu disk network memory scheduler"
-eng() { "$bin" engine "$secs" "$@" | awk '{printf "%.5f", $2 + $6}'; }
-e_l= b_l= eb_l= e5_l= b5_l=
-for r in $(seq "$rounds"); do
-	e_l="$e_l $("$bin" engine "$secs" | awk '{print $2}')"
-	b_l="$b_l $("$bin" bare "$secs" 2>/dev/null | awk '{print $2}')"
-	eb_l="$eb_l $(eng default bpf_cpu)"
-	e5_l="$e5_l $(eng $five)"
-	b5_l="$b5_l $("$bin" bare "$secs" $five 2>/dev/null | awk '{print $2}')"
-done
-a_l=$(eng all)
-engine=$(echo "$e_l" | median)
-bare=$(echo "$b_l" | median)
-engine_bpf=$(echo "$eb_l" | median)
-engine_all=$a_l
-engine_five=$(echo "$e5_l" | median)
-bare_five=$(echo "$b5_l" | median)
-echo "runs (CPU fraction): engine$e_l; bare$b_l; engine+bpf_cpu$eb_l; engine five$e5_l; bare five$b5_l"
-
 if ! command -v collectd >/dev/null 2>&1; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq collectd-core >/dev/null
 fi
 tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 cat >"$tmp/c.conf" <<CONF
 Interval 0.01
 BaseDir "$tmp"
@@ -61,30 +40,69 @@ LoadPlugin interface
 LoadPlugin memory
 LoadPlugin load
 CONF
-collectd -f -C "$tmp/c.conf" >"$tmp/log" 2>&1 &
-pid=$!
-sleep 2
-t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
-sleep "$secs"
-t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
-kill "$pid"; wait "$pid" 2>/dev/null || true
-rm -rf "$tmp"
-collectd=$(echo "$t0 $t1 $hz $secs" | awk '{printf "%.5f", ($2-$1)/$3/$4}')
 
-awk -v e="$engine" -v b="$bare" -v eb="$engine_bpf" -v a="$engine_all" -v e5="$engine_five" \
-	-v b5="$bare_five" -v c="$collectd" 'BEGIN {
-	printf "%-64s %8s\n", "process at 100 Hz (eBPF: + kernel time of its programs)", "CPU %"
+# CPU fraction of collectd over secs, after 2 s of start-up.
+collectd_run() {
+	collectd -f -C "$tmp/c.conf" >"$tmp/log" 2>&1 &
+	pid=$!
+	sleep 2
+	t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+	sleep "$secs"
+	t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	echo "$t0 $t1 $hz $secs" | awk '{printf "%.5f", ($2-$1)/$3/$4}'
+}
+
+# "engine E missed N bpf B" -> E + B: the process's CPU and the kernel time
+# of its BPF programs (charged to whatever task an event hit).
+eng() { "$bin" engine "$secs" "$@" | awk '{printf "%.5f", $2 + $6}'; }
+# A pair's two lines -> "ENGINE BARE".
+pair() {
+	"$bin" pair "$secs" "$@" 2>/dev/null |
+		awk '$1 == "engine" {e = $2} $1 == "bare" {b = $2} END {printf "%s %s", e, b}'
+}
+ratio() { echo "$1 $2" | awk '{printf "%.3f", $1 / $2}'; }
+
+# The default samplers that read files against their bare loop; the same
+# for the subset that matches collectd's five plugins (cpu with bpf_cpu,
+# disk, network, memory, scheduler); the default file samplers with
+# bpf_cpu, the default source of CPU time at the engine's rate, against
+# collectd; the whole default set (perf, every eBPF sampler) once, for
+# information.
+five="cpu bpf_cpu disk network memory scheduler"
+e_l= b_l= a_l= e5_l= b5_l= a5_l= eb_l= c_l= bb_l= c5_l=
+for r in $(seq "$rounds"); do
+	set -- $(pair)
+	e_l="$e_l $1" b_l="$b_l $2" a_l="$a_l $(ratio "$1" "$2")"
+	set -- $(pair $five)
+	e5_l="$e5_l $1" b5_l="$b5_l $2" a5_l="$a5_l $(ratio "$1" "$2")"
+	eb=$(eng default bpf_cpu)
+	c=$(collectd_run)
+	eb_l="$eb_l $eb" c_l="$c_l $c" bb_l="$bb_l $(ratio "$c" "$eb")"
+	c5_l="$c5_l $(ratio "$c" "$1")"
+	echo "round $r done" >&2
+done
+all=$(eng all)
+
+m() { echo "$1" | median; }
+echo "rounds (CPU fraction): engine$e_l; bare$b_l; engine five$e5_l; bare five$b5_l;" \
+	"engine+bpf_cpu$eb_l; collectd$c_l"
+echo "per-round ratios: (a)$a_l; (a five)$a5_l; (b)$bb_l; (b five)$c5_l"
+awk -v e="$(m "$e_l")" -v b="$(m "$b_l")" -v e5="$(m "$e5_l")" -v b5="$(m "$b5_l")" \
+	-v eb="$(m "$eb_l")" -v c="$(m "$c_l")" -v all="$all" -v a="$(m "$a_l")" \
+	-v a5="$(m "$a5_l")" -v bb="$(m "$bb_l")" -v c5="$(m "$c5_l")" -v n="$rounds" 'BEGIN {
+	printf "%-64s %8s\n", "process at 100 Hz (eBPF: + kernel time of its programs), median", "CPU %"
 	printf "%-64s %8.2f\n", "hitel engine, default file samplers", e * 100
-	printf "%-64s %8.2f\n", "bare loop reading the same files", b * 100
-	printf "%-64s %8.2f\n", "hitel engine, default file samplers + bpf_cpu", eb * 100
-	printf "%-64s %8.2f\n", "hitel engine, every default sampler (+perf, +eBPF)", a * 100
+	printf "%-64s %8.2f\n", "bare loop reading the same files (run alongside)", b * 100
 	printf "%-64s %8.2f\n", "hitel engine: cpu, bpf_cpu, disk, network, memory, scheduler", e5 * 100
-	printf "%-64s %8.2f\n", "bare loop reading those files", b5 * 100
+	printf "%-64s %8.2f\n", "bare loop reading those files (run alongside)", b5 * 100
+	printf "%-64s %8.2f\n", "hitel engine, default file samplers + bpf_cpu", eb * 100
 	printf "%-64s %8.2f\n", "collectd cpu,disk,interface,memory,load @ 0.01 s", c * 100
-	printf "ratio engine / bare loop (default file samplers): %.2f (goal <= 1.2)\n", e / b
-	printf "ratio engine / bare loop (five sources):          %.2f\n", e5 / b5
-	printf "ratio collectd / engine (default + bpf_cpu):      %.1f (goal >= 10)\n", c / eb
-	printf "ratio collectd / engine (default file samplers):  %.1f\n", c / e
-	printf "ratio collectd / engine (the same five sources):  %.1f\n", c / e5
-	printf "ratio collectd / bare loop (five sources, floor): %.1f\n", c / b5
+	printf "%-64s %8.2f\n", "hitel engine, every default sampler (+perf, +eBPF), one run", all * 100
+	printf "medians of %d per-round ratios:\n", n
+	printf "(a) engine / bare loop, default file samplers: %.2f (goal <= 1.2)\n", a
+	printf "    engine / bare loop, the five sources:      %.2f\n", a5
+	printf "(b) collectd / engine, default + bpf_cpu:      %.1f (goal >= 10)\n", bb
+	printf "    collectd / engine, the five sources:       %.1f\n", c5
 }'
