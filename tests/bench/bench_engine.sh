@@ -12,7 +12,8 @@
 # default 5):
 #   (a) the engine and its bare loop run side by side ("bench_engine pair":
 #       two processes, wake-ups half a period apart), over the same seconds;
-#   (b) collectd runs right after the engine it is compared with.
+#   (b) collectd runs alongside the engine it is compared with, its CPU
+#       time taken over the seconds the engine measures itself.
 set -eu
 bin=$1
 secs=${2:-10}
@@ -42,20 +43,28 @@ LoadPlugin load
 CONF
 
 # CPU fraction of collectd over secs, after 2 s of start-up.
-collectd_run() {
+# collectd and the engine (args: its samplers) over the same seconds:
+# prints "engine_fraction collectd_fraction". The engine measures itself
+# from 2 s after its start; collectd's ticks are taken from then until the
+# engine exits (a few ms past its window).
+with_collectd() {
 	collectd -f -C "$tmp/c.conf" >"$tmp/log" 2>&1 &
-	pid=$!
+	cpid=$!
 	sleep 2
-	t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
-	sleep "$secs"
-	t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
-	echo "$t0 $t1 $hz $secs" | awk '{printf "%.5f", ($2-$1)/$3/$4}'
+	"$bin" engine "$secs" "$@" >"$tmp/eng" 2>/dev/null &
+	epid=$!
+	sleep 2
+	t0=$(awk '{print $14+$15}' "/proc/$cpid/stat")
+	s0=$(date +%s.%N)
+	wait "$epid"
+	t1=$(awk '{print $14+$15}' "/proc/$cpid/stat")
+	s1=$(date +%s.%N)
+	kill "$cpid"
+	wait "$cpid" 2>/dev/null || true
+	awk '{printf "%.5f", $2 + $6}' "$tmp/eng"
+	echo " $t0 $t1 $hz $s0 $s1" | awk '{printf " %.5f", ($2-$1)/$3/($5-$4)}'
 }
 
-# "engine E missed N bpf B" -> E + B: the process's CPU and the kernel time
-# of its BPF programs (charged to whatever task an event hit).
 eng() { "$bin" engine "$secs" "$@" | awk '{printf "%.5f", $2 + $6}'; }
 # A pair's two lines -> "ENGINE BARE".
 pair() {
@@ -77,8 +86,8 @@ for r in $(seq "$rounds"); do
 	e_l="$e_l $1" b_l="$b_l $2" a_l="$a_l $(ratio "$1" "$2")"
 	set -- $(pair $five)
 	e5_l="$e5_l $1" b5_l="$b5_l $2" a5_l="$a5_l $(ratio "$1" "$2")"
-	eb=$(eng default bpf_cpu)
-	c=$(collectd_run)
+	set -- "$@" $(with_collectd default bpf_cpu)
+	eb=$3 c=$4
 	eb_l="$eb_l $eb" c_l="$c_l $c" bb_l="$bb_l $(ratio "$c" "$eb")"
 	c5_l="$c5_l $(ratio "$c" "$1")"
 	echo "round $r done" >&2
