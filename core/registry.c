@@ -63,7 +63,8 @@ struct hitel_series {
 	uint32_t nlabels;
 	uint32_t index; /* creation order within the family */
 	uint64_t id;
-	size_t hist_mapped; /* hist is an mmap of this many bytes, or 0 */
+	size_t hist_mapped;		  /* hist is an mmap of this many bytes, or 0 */
+	struct hitel_series_group *group; /* updated through this group, or NULL */
 };
 
 /* Series are carved in creation order from slabs of SLAB_SERIES: a sampler
@@ -112,6 +113,20 @@ struct hitel_registry {
 	size_t snap_bytes; /* histogram bytes of the last snapshot: sizes the next */
 	unsigned int max_series, rate_g, hist_g;
 	struct series_slab *slabs; /* newest first */
+	struct hitel_series_group *groups;
+};
+
+/* See registry.h. A read that changed nothing touches the first line and
+ * last[], which starts on the next (an interface's 16 values: two lines). */
+struct hitel_series_group {
+	uint64_t pending; /* such reads not yet folded into the members */
+	uint64_t last_t;  /* latest time given: the members' prev_t is never later */
+	bool ready;	  /* every member's last rate point is at last[], last_t */
+	size_t n;
+	struct hitel_series **members;
+	struct hitel_registry *reg; /* NULL once the registry is gone */
+	struct hitel_series_group *prev, *next;
+	_Alignas(64) uint64_t last[]; /* raw values of the last read */
 };
 
 /* Per-point data a window needs but readers do not. Parallel to points[]. */
@@ -249,6 +264,14 @@ void hitel_registry_free(struct hitel_registry *reg)
 
 	if (!reg)
 		return;
+	/* Groups belong to their owners, who may free them later. */
+	while (reg->groups) {
+		struct hitel_series_group *g = reg->groups;
+
+		reg->groups = g->next;
+		g->reg = NULL;
+		g->prev = g->next = NULL;
+	}
 	for (i = 0; i < reg->nfams; i++)
 		family_free(reg->fams[i]);
 	while (reg->slabs) {
@@ -767,8 +790,12 @@ int hitel_series_hist_load(struct hitel_series *s, const uint64_t *counts, size_
 	return 0;
 }
 
+static void group_fold(struct hitel_series_group *g);
+
 struct hitel_hist *hitel_series_hist(struct hitel_series *s)
 {
+	if (s && s->group)
+		group_fold(s->group);
 	if (s && s->hist)
 		series_flush(s);
 	return s ? s->hist : NULL;
@@ -778,6 +805,131 @@ void hitel_series_touch(struct hitel_series *s, uint64_t t_ns)
 {
 	if (s)
 		s->updated_ns = t_ns;
+}
+
+/* Gives each member the reads that only the group counted: what
+ * hitel_series_counter() would have recorded for an unchanged value at
+ * increasing times, a zero rate each, the rate interval ending at the last. */
+static void group_fold(struct hitel_series_group *g)
+{
+	size_t i;
+
+	if (!g->pending)
+		return;
+	for (i = 0; i < g->n; i++) {
+		struct hitel_series *s = g->members[i];
+
+		if (!s)
+			continue;
+		if (s->hist)
+			s->zeros += g->pending;
+		s->prev_t = g->last_t;
+		s->updated_ns = g->last_t;
+	}
+	g->pending = 0;
+}
+
+struct hitel_series_group *hitel_series_group_new(struct hitel_registry *reg,
+						  struct hitel_series *const *members, size_t n)
+{
+	struct hitel_series_group *g;
+	size_t i, size;
+
+	if (!reg || (n && !members)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		if (members[i] && (members[i]->kind != HITEL_KIND_COUNTER || members[i]->group)) {
+			errno = EINVAL;
+			return NULL;
+		}
+	/* One block: the header, last[], then members[]. */
+	size = sizeof(*g) + n * (sizeof(uint64_t) + sizeof(struct hitel_series *));
+	g = aligned_alloc(64, (size + 63) / 64 * 64);
+	if (!g)
+		return NULL;
+	memset(g, 0, size);
+	g->n = n;
+	g->members = (struct hitel_series **)(void *)(g->last + n);
+	for (i = 0; i < n; i++) {
+		g->members[i] = members[i];
+		if (members[i])
+			members[i]->group = g;
+	}
+	g->reg = reg;
+	g->next = reg->groups;
+	if (reg->groups)
+		reg->groups->prev = g;
+	reg->groups = g;
+	return g;
+}
+
+void hitel_series_group_free(struct hitel_series_group *g)
+{
+	size_t i;
+
+	if (!g)
+		return;
+	if (g->reg) {
+		group_fold(g);
+		for (i = 0; i < g->n; i++)
+			if (g->members[i])
+				g->members[i]->group = NULL;
+		if (g->prev)
+			g->prev->next = g->next;
+		else
+			g->reg->groups = g->next;
+		if (g->next)
+			g->next->prev = g->prev;
+	}
+	free(g);
+}
+
+uint64_t hitel_series_group_pending(const struct hitel_series_group *g)
+{
+	return g ? g->pending : 0;
+}
+
+void hitel_series_group_counters(struct hitel_series_group *g, const uint64_t *raw,
+				 uint64_t t_ns)
+{
+	bool ready = true;
+	size_t i;
+
+	if (!g || !g->reg)
+		return;
+	if (g->ready && t_ns > g->last_t) {
+		/* Inline, not memcmp(): a busy interface differs in its first
+		 * value, and the call's code would be one more cold line. */
+		for (i = 0; i < g->n && raw[i] == g->last[i]; i++)
+			;
+		if (i == g->n) {
+			g->pending++;
+			g->last_t = t_ns;
+			return;
+		}
+	}
+	group_fold(g);
+	for (i = 0; i < g->n; i++) {
+		struct hitel_series *s = g->members[i];
+
+		if (!s)
+			continue;
+		hitel_series_counter(s, raw[i], t_ns);
+		ready = ready && s->seen;
+	}
+	for (i = 0; i < g->n; i++)
+		g->last[i] = raw[i];
+	/* A read whose time did not advance leaves the members' rate
+	 * intervals open (their last rate point is older than these values):
+	 * a repeat is then not a zero rate, so the next read goes through
+	 * the members too. */
+	if (t_ns > g->last_t)
+		g->last_t = t_ns;
+	else
+		ready = false;
+	g->ready = ready;
 }
 
 /* ---- snapshots ------------------------------------------------------------ */
@@ -853,12 +1005,15 @@ static void point_fill(struct hitel_point *pt, struct point_priv *pv, const stru
 static int snapshot_copy_locked(struct hitel_registry *reg, struct hitel_snapshot *snap,
 				size_t len, size_t *used, size_t *need)
 {
+	struct hitel_series_group *g;
 	size_t i, j, sz;
 	int err;
 
 	err = snapshot_reserve(snap, reg->nseries);
 	if (err)
 		return err;
+	for (g = reg->groups; g; g = g->next)
+		group_fold(g);
 	for (i = 0; i < reg->nfams; i++) {
 		const struct hitel_family *f = reg->fams[i];
 

@@ -116,6 +116,31 @@ struct hitel_hist *hitel_series_hist(struct hitel_series *s);
 /* Mark updated at t_ns after recording directly into hitel_series_hist(). */
 void hitel_series_touch(struct hitel_series *s, uint64_t t_ns);
 
+/*
+ * Counters read together (an interface's 16, a disk's) that mostly do not
+ * move between two reads at 100 Hz: an idle interface still costs a series
+ * update per counter and read, each a cache line gone cold in the 10 ms
+ * since the last. A group remembers the last values it was given, and a
+ * read that repeats all of them at a later time is counted once on the
+ * group; those zero-rate samples are folded into every member before
+ * anything reads them (snapshots, hitel_series_hist()). What the members
+ * record is exactly what hitel_series_counter() on each would have.
+ * members[] are counters (NULL entries are skipped), each in one group,
+ * updated only through it. All three need the lock.
+ */
+struct hitel_series_group;
+/* NULL + errno: EINVAL (a member not a counter, or already in a group),
+ * ENOMEM. */
+struct hitel_series_group *hitel_series_group_new(struct hitel_registry *reg,
+						  struct hitel_series *const *members, size_t n);
+/* Folds what is pending into the members, which may then be grouped again. */
+void hitel_series_group_free(struct hitel_series_group *g);
+/* raw[i] for members[i] at t_ns. */
+void hitel_series_group_counters(struct hitel_series_group *g, const uint64_t *raw,
+				 uint64_t t_ns);
+/* Reads counted on the group alone and not yet folded into the members. */
+uint64_t hitel_series_group_pending(const struct hitel_series_group *g);
+
 /* A read-only view of one series in a snapshot. Strings belong to the
  * registry (valid while it lives); hist belongs to the snapshot. */
 struct hitel_point {

@@ -1246,6 +1246,162 @@ START_TEST(test_snapshot_compact)
 }
 END_TEST
 
+/* A group records exactly what per-series updates record: two registries
+ * get the same reads, one through a group, one series by series, with
+ * repeats (mostly), changes, resets, a time that does not advance and
+ * snapshots taken in between; every snapshot of the two must be equal. */
+#define GROUP_N 6
+static void assert_points_same(const struct hitel_snapshot *a, const struct hitel_snapshot *b)
+{
+	size_t i;
+
+	ck_assert_uint_eq(hitel_snapshot_len(a), hitel_snapshot_len(b));
+	for (i = 0; i < hitel_snapshot_len(a); i++) {
+		const struct hitel_point *pa = hitel_snapshot_point(a, i);
+		const struct hitel_point *pb = hitel_snapshot_point(b, i);
+
+		ck_assert_str_eq(pa->family, pb->family);
+		ck_assert_uint_eq(pa->value, pb->value);
+		ck_assert_uint_eq(pa->updated_ns, pb->updated_ns);
+		ck_assert_uint_eq(pa->resets, pb->resets);
+		ck_assert_int_eq(pa->hist != NULL, pb->hist != NULL);
+		if (pa->hist)
+			assert_hist_same(pa->hist, pb->hist, pa->family);
+	}
+}
+
+START_TEST(test_group_same_as_series)
+{
+	struct hitel_registry *ra = hitel_registry_new(), *rb = hitel_registry_new();
+	struct hitel_series *sa[GROUP_N], *sb[GROUP_N];
+	struct hitel_series_group *g;
+	uint64_t raw[GROUP_N] = {0}, t = SEC, max_pending = 0;
+	int i, step, snaps = 0, repeats = 0;
+
+	for (i = 0; i < GROUP_N; i++) {
+		char name[32];
+		struct hitel_family_desc d;
+
+		snprintf(name, sizeof(name), "test/group/c%d", i);
+		d = desc_of(name, HITEL_KIND_COUNTER);
+		if (i == GROUP_N - 1)
+			d.flags = HITEL_FAMILY_NO_HIST; /* members without a histogram too */
+		hitel_registry_lock(ra);
+		sa[i] = hitel_registry_series(ra, &d, NULL, 0);
+		hitel_registry_unlock(ra);
+		hitel_registry_lock(rb);
+		sb[i] = hitel_registry_series(rb, &d, NULL, 0);
+		hitel_registry_unlock(rb);
+	}
+	hitel_registry_lock(rb);
+	sb[2] = NULL; /* a member the cap refused: skipped */
+	g = hitel_series_group_new(rb, sb, GROUP_N);
+	hitel_registry_unlock(rb);
+	ck_assert_ptr_nonnull(g);
+	sa[2] = NULL;
+
+	rs = 0x1234567ULL;
+	for (step = 0; step < 4000; step++) {
+		uint64_t r = rnd() % 100;
+
+		if (r < 8)
+			raw[rnd() % GROUP_N] += rnd() % 5000; /* one counter moves */
+		else if (r < 9)
+			raw[rnd() % GROUP_N] = rnd() % 100; /* a reset (or a move) */
+		if (rnd() % 50 != 0)
+			t += 10 * 1000 * 1000; /* else the same time again */
+		repeats += r >= 9;
+		hitel_registry_lock(ra);
+		for (i = 0; i < GROUP_N; i++)
+			hitel_series_counter(sa[i], raw[i], t);
+		hitel_registry_unlock(ra);
+		hitel_registry_lock(rb);
+		hitel_series_group_counters(g, raw, t);
+		if (hitel_series_group_pending(g) > max_pending)
+			max_pending = hitel_series_group_pending(g);
+		hitel_registry_unlock(rb);
+		if (rnd() % 97 == 0) {
+			struct hitel_snapshot *a = hitel_registry_snapshot(ra, t);
+			struct hitel_snapshot *b = hitel_registry_snapshot(rb, t);
+
+			ck_assert_uint_eq(hitel_series_group_pending(g), 0);
+			assert_points_same(a, b);
+			hitel_snapshot_free(a);
+			hitel_snapshot_free(b);
+			snaps++;
+		}
+		if (step % 500 == 499) {
+			/* The direct accessor folds what is pending too. */
+			hitel_registry_lock(ra);
+			hitel_registry_lock(rb);
+			ck_assert_uint_eq(hitel_hist_count(hitel_series_hist(sa[0])),
+					  hitel_hist_count(hitel_series_hist(sb[0])));
+			hitel_registry_unlock(rb);
+			hitel_registry_unlock(ra);
+		}
+	}
+	ck_assert_int_gt(snaps, 10);
+	ck_assert_int_gt(repeats, 3000);
+	/* Repeats were counted on the group, not on each member. */
+	ck_assert_uint_gt(max_pending, 5);
+
+	/* Freed, the group leaves its reads in the members, which then work
+	 * alone or in a new group. */
+	hitel_registry_lock(rb);
+	hitel_series_group_counters(g, raw, t += SEC);
+	hitel_series_group_free(g);
+	g = hitel_series_group_new(rb, sb, GROUP_N);
+	ck_assert_ptr_nonnull(g);
+	hitel_registry_unlock(rb);
+	hitel_registry_lock(ra);
+	for (i = 0; i < GROUP_N; i++)
+		hitel_series_counter(sa[i], raw[i], t);
+	hitel_registry_unlock(ra);
+	{
+		struct hitel_snapshot *a = hitel_registry_snapshot(ra, t);
+		struct hitel_snapshot *b = hitel_registry_snapshot(rb, t);
+
+		assert_points_same(a, b);
+		hitel_snapshot_free(a);
+		hitel_snapshot_free(b);
+	}
+	/* The registry may go first: the owner's free still works. */
+	hitel_registry_free(rb);
+	hitel_series_group_free(g);
+	hitel_series_group_free(NULL);
+	hitel_registry_free(ra);
+}
+END_TEST
+
+START_TEST(test_group_invalid)
+{
+	struct hitel_registry *reg = hitel_registry_new();
+	struct hitel_family_desc dc = desc_of("test/counter", HITEL_KIND_COUNTER);
+	struct hitel_family_desc dg = desc_of("test/gauge", HITEL_KIND_GAUGE);
+	struct hitel_series *m[2];
+	struct hitel_series_group *g;
+
+	hitel_registry_lock(reg);
+	m[0] = hitel_registry_series(reg, &dc, NULL, 0);
+	m[1] = hitel_registry_series(reg, &dg, NULL, 0);
+	errno = 0;
+	ck_assert_ptr_null(hitel_series_group_new(reg, m, 2)); /* a gauge */
+	ck_assert_int_eq(errno, EINVAL);
+	g = hitel_series_group_new(reg, m, 1);
+	ck_assert_ptr_nonnull(g);
+	errno = 0;
+	ck_assert_ptr_null(hitel_series_group_new(reg, m, 1)); /* already grouped */
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_ptr_null(hitel_series_group_new(NULL, m, 1));
+	hitel_series_group_free(g);
+	g = hitel_series_group_new(reg, m, 1); /* free again after the group went */
+	ck_assert_ptr_nonnull(g);
+	hitel_series_group_free(g);
+	hitel_registry_unlock(reg);
+	hitel_registry_free(reg);
+}
+END_TEST
+
 START_TEST(test_delta_invalid)
 {
 	struct hitel_registry *r1 = hitel_registry_new(), *r2 = hitel_registry_new();
@@ -1603,6 +1759,8 @@ static Suite *suite(void)
 			    (int)(sizeof(counter_cases) / sizeof(counter_cases[0])));
 	tcase_add_test(tc, test_gauge);
 	tcase_add_test(tc, test_deferred_zeros);
+	tcase_add_test(tc, test_group_same_as_series);
+	tcase_add_test(tc, test_group_invalid);
 	tcase_add_test(tc, test_hist_load);
 	tcase_add_test(tc, test_snapshot_order);
 	tcase_add_test(tc, test_delta_counter);
