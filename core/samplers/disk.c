@@ -118,6 +118,10 @@ struct disk_dev {
 	int nops;	  /* ops whose series were created */
 	struct hitel_series *ops[NOPS], *merged[NOPS], *bytes[NOPS], *time[NOPS];
 	struct hitel_series *in_flight, *busy, *weighted;
+	/* The counters, updated together: an idle device's read then costs a
+	 * line, not up to 18 (registry.h). NULL without memory: one by one. */
+	struct hitel_series_group *grp;
+	int grp_nops; /* the nops the group was made for */
 	struct hitel_procfile *stat; /* /sys/block/<name>/stat, when kept */
 	int no_stat;		     /* it could not be opened: diskstats only */
 	struct disk_line cur;	     /* read_sysfs: parsed, not yet recorded */
@@ -311,25 +315,47 @@ static void dev_series(struct hitel_registry *reg, struct disk_dev *d, int nops)
 	d->nops = nops;
 }
 
+/* Group slots: four counters per op, then busy and weighted. */
+#define GRP_N (NOPS * 4 + 2)
+
 static void dev_update(struct hitel_registry *reg, struct disk_dev *d, const struct disk_line *l,
 		       uint64_t now)
 {
-	int op;
+	struct hitel_series *m[GRP_N] = {NULL};
+	uint64_t raw[GRP_N] = {0};
+	int op, i;
 
 	if (l->nops > d->nops)
 		dev_series(reg, d, l->nops);
 	for (op = 0; op < l->nops; op++) {
-		hitel_series_counter(d->ops[op], l->v[op_cols[op].ops], now);
-		if (op_cols[op].merged >= 0)
-			hitel_series_counter(d->merged[op], l->v[op_cols[op].merged], now);
-		if (op_cols[op].sectors >= 0)
-			hitel_series_counter(d->bytes[op], l->v[op_cols[op].sectors] * SECTOR_BYTES,
-					     now);
-		hitel_series_counter(d->time[op], l->v[op_cols[op].ms], now);
+		raw[op * 4] = l->v[op_cols[op].ops];
+		m[op * 4] = d->ops[op];
+		if (op_cols[op].merged >= 0) {
+			raw[op * 4 + 1] = l->v[op_cols[op].merged];
+			m[op * 4 + 1] = d->merged[op];
+		}
+		if (op_cols[op].sectors >= 0) {
+			raw[op * 4 + 2] = l->v[op_cols[op].sectors] * SECTOR_BYTES;
+			m[op * 4 + 2] = d->bytes[op];
+		}
+		raw[op * 4 + 3] = l->v[op_cols[op].ms];
+		m[op * 4 + 3] = d->time[op];
 	}
+	raw[NOPS * 4] = l->v[COL_IO_TICKS];
+	m[NOPS * 4] = d->busy;
+	raw[NOPS * 4 + 1] = l->v[COL_WEIGHTED];
+	m[NOPS * 4 + 1] = d->weighted;
+	if (!d->grp || d->grp_nops != l->nops) {
+		hitel_series_group_free(d->grp);
+		d->grp = hitel_series_group_new(reg, m, GRP_N);
+		d->grp_nops = l->nops;
+	}
+	if (d->grp)
+		hitel_series_group_counters(d->grp, raw, now);
+	else
+		for (i = 0; i < GRP_N; i++)
+			hitel_series_counter(m[i], raw[i], now);
 	hitel_series_gauge(d->in_flight, l->v[COL_IN_FLIGHT], now);
-	hitel_series_counter(d->busy, l->v[COL_IO_TICKS], now);
-	hitel_series_counter(d->weighted, l->v[COL_WEIGHTED], now);
 }
 
 /* Forget names the last read did not list, so a host that churns through
@@ -343,6 +369,7 @@ static void devs_prune(struct disk_priv *p)
 		if (p->devs[i].gen != p->gen) {
 			free(p->devs[i].name);
 			hitel_procfile_free(p->devs[i].stat);
+			hitel_series_group_free(p->devs[i].grp);
 			continue;
 		}
 		if (j != i)
@@ -479,6 +506,7 @@ static void disk_fini(struct hitel_sampler *s)
 	for (i = 0; i < p->ndevs; i++) {
 		free(p->devs[i].name);
 		hitel_procfile_free(p->devs[i].stat);
+		hitel_series_group_free(p->devs[i].grp);
 	}
 	free(p->devs);
 	free(p->kept);
