@@ -318,10 +318,30 @@ static void dev_series(struct hitel_registry *reg, struct disk_dev *d, int nops)
 /* Group slots: four counters per op, then busy and weighted. */
 #define GRP_N (NOPS * 4 + 2)
 
+/* The series behind each group slot of d for a line of nops ops. Only
+ * needed to build the group (or without one): the series' pointers are
+ * lines of their own that an idle read then does not touch. */
+static void dev_members(const struct disk_dev *d, int nops, struct hitel_series *m[GRP_N])
+{
+	int op;
+
+	memset(m, 0, GRP_N * sizeof(*m));
+	for (op = 0; op < nops; op++) {
+		m[op * 4] = d->ops[op];
+		if (op_cols[op].merged >= 0)
+			m[op * 4 + 1] = d->merged[op];
+		if (op_cols[op].sectors >= 0)
+			m[op * 4 + 2] = d->bytes[op];
+		m[op * 4 + 3] = d->time[op];
+	}
+	m[NOPS * 4] = d->busy;
+	m[NOPS * 4 + 1] = d->weighted;
+}
+
 static void dev_update(struct hitel_registry *reg, struct disk_dev *d, const struct disk_line *l,
 		       uint64_t now)
 {
-	struct hitel_series *m[GRP_N] = {NULL};
+	struct hitel_series *m[GRP_N];
 	uint64_t raw[GRP_N] = {0};
 	int op, i;
 
@@ -329,32 +349,27 @@ static void dev_update(struct hitel_registry *reg, struct disk_dev *d, const str
 		dev_series(reg, d, l->nops);
 	for (op = 0; op < l->nops; op++) {
 		raw[op * 4] = l->v[op_cols[op].ops];
-		m[op * 4] = d->ops[op];
-		if (op_cols[op].merged >= 0) {
+		if (op_cols[op].merged >= 0)
 			raw[op * 4 + 1] = l->v[op_cols[op].merged];
-			m[op * 4 + 1] = d->merged[op];
-		}
-		if (op_cols[op].sectors >= 0) {
+		if (op_cols[op].sectors >= 0)
 			raw[op * 4 + 2] = l->v[op_cols[op].sectors] * SECTOR_BYTES;
-			m[op * 4 + 2] = d->bytes[op];
-		}
 		raw[op * 4 + 3] = l->v[op_cols[op].ms];
-		m[op * 4 + 3] = d->time[op];
 	}
 	raw[NOPS * 4] = l->v[COL_IO_TICKS];
-	m[NOPS * 4] = d->busy;
 	raw[NOPS * 4 + 1] = l->v[COL_WEIGHTED];
-	m[NOPS * 4 + 1] = d->weighted;
 	if (!d->grp || d->grp_nops != l->nops) {
 		hitel_series_group_free(d->grp);
+		dev_members(d, l->nops, m);
 		d->grp = hitel_series_group_new(reg, m, GRP_N);
 		d->grp_nops = l->nops;
 	}
-	if (d->grp)
+	if (d->grp) {
 		hitel_series_group_counters(d->grp, raw, now);
-	else
+	} else {
+		dev_members(d, l->nops, m);
 		for (i = 0; i < GRP_N; i++)
 			hitel_series_counter(m[i], raw[i], now);
+	}
 	hitel_series_gauge(d->in_flight, l->v[COL_IN_FLIGHT], now);
 }
 

@@ -1270,6 +1270,19 @@ static void assert_points_same(const struct hitel_snapshot *a, const struct hite
 	}
 }
 
+/* Snapshots of ra and rb at t hold the same points. */
+static void assert_registries_same(struct hitel_registry *ra, struct hitel_registry *rb, uint64_t t)
+{
+	struct hitel_snapshot *a = hitel_registry_snapshot(ra, t);
+	struct hitel_snapshot *b = hitel_registry_snapshot(rb, t);
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	assert_points_same(a, b);
+	hitel_snapshot_free(a);
+	hitel_snapshot_free(b);
+}
+
 START_TEST(test_group_same_as_series)
 {
 	struct hitel_registry *ra = hitel_registry_new(), *rb = hitel_registry_new();
@@ -1321,13 +1334,8 @@ START_TEST(test_group_same_as_series)
 			max_pending = hitel_series_group_pending(g);
 		hitel_registry_unlock(rb);
 		if (rnd() % 97 == 0) {
-			struct hitel_snapshot *a = hitel_registry_snapshot(ra, t);
-			struct hitel_snapshot *b = hitel_registry_snapshot(rb, t);
-
+			assert_registries_same(ra, rb, t);
 			ck_assert_uint_eq(hitel_series_group_pending(g), 0);
-			assert_points_same(a, b);
-			hitel_snapshot_free(a);
-			hitel_snapshot_free(b);
 			snaps++;
 		}
 		if (step % 500 == 499) {
@@ -1357,14 +1365,7 @@ START_TEST(test_group_same_as_series)
 	for (i = 0; i < GROUP_N; i++)
 		hitel_series_counter(sa[i], raw[i], t);
 	hitel_registry_unlock(ra);
-	{
-		struct hitel_snapshot *a = hitel_registry_snapshot(ra, t);
-		struct hitel_snapshot *b = hitel_registry_snapshot(rb, t);
-
-		assert_points_same(a, b);
-		hitel_snapshot_free(a);
-		hitel_snapshot_free(b);
-	}
+	assert_registries_same(ra, rb, t);
 	/* The registry may go first: the owner's free still works. */
 	hitel_registry_free(rb);
 	hitel_series_group_free(g);
