@@ -83,6 +83,50 @@ START_TEST(test_parse_u64)
 }
 END_TEST
 
+/* Against strtoull on numbers of every length around the overflow edge,
+ * with leading zeros and what may follow a number in kernel text. */
+START_TEST(test_parse_u64_vs_strtoull)
+{
+	static const char tails[] = " \n\t:x";
+	uint64_t rs = 0x9e3779b97f4a7c15ULL;
+	int i, checked_range = 0;
+
+	for (i = 0; i < 200000; i++) {
+		char num[64], *end;
+		const char *p = num;
+		size_t zeros, digits, k;
+		uint64_t v = 0, want;
+		int err;
+
+		rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+		zeros = rs % 7 == 0 ? (rs >> 8) % 25 : 0;
+		digits = 1 + (rs >> 16) % 22;
+		for (k = 0; k < zeros; k++)
+			num[k] = '0';
+		for (k = 0; k < digits; k++) {
+			rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+			/* Near UINT64_MAX's digits, so 20-digit numbers fall on both sides. */
+			num[zeros + k] = (char)('0' + (rs % 4 == 0 ? "18446744073709551615"[k % 20] - '0'
+							    : (int)((rs >> 4) % 10)));
+		}
+		num[zeros + digits] = tails[(rs >> 24) % (sizeof(tails) - 1)];
+		num[zeros + digits + 1] = '\0';
+		errno = 0;
+		want = strtoull(num, &end, 10);
+		err = hitel_parse_u64(&p, &v);
+		if (errno == ERANGE) {
+			ck_assert_int_eq(err, -ERANGE);
+			checked_range++;
+			continue;
+		}
+		ck_assert_int_eq(err, 0);
+		ck_assert_uint_eq(v, want);
+		ck_assert_ptr_eq(p, end);
+	}
+	ck_assert_int_gt(checked_range, 1000);
+}
+END_TEST
+
 START_TEST(test_next_line)
 {
 	const char *s = "a\nb\n";
@@ -104,6 +148,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_open_missing);
 	tcase_add_test(tc, test_real_proc_files);
 	tcase_add_test(tc, test_parse_u64);
+	tcase_add_test(tc, test_parse_u64_vs_strtoull);
 	tcase_add_test(tc, test_next_line);
 	suite_add_tcase(s, tc);
 	return s;
