@@ -122,6 +122,7 @@ struct hitel_series_group {
 	uint64_t pending; /* such reads not yet folded into the members */
 	uint64_t last_t;  /* latest time given: the members' prev_t is never later */
 	bool ready;	  /* every member's last rate point is at last[], last_t */
+	bool primed;	  /* last[] holds a read */
 	size_t n;
 	struct hitel_series **members;
 	struct hitel_registry *reg; /* NULL once the registry is gone */
@@ -919,8 +920,10 @@ void hitel_series_group_counters(struct hitel_series_group *g, const uint64_t *r
 		hitel_series_counter(s, raw[i], t_ns);
 		ready = ready && s->seen;
 	}
-	for (i = 0; i < g->n; i++)
-		g->last[i] = raw[i];
+	if (raw != g->last)
+		for (i = 0; i < g->n; i++)
+			g->last[i] = raw[i];
+	g->primed = true;
 	/* A read whose time did not advance leaves the members' rate
 	 * intervals open (their last rate point is older than these values):
 	 * a repeat is then not a zero rate, so the next read goes through
@@ -930,6 +933,16 @@ void hitel_series_group_counters(struct hitel_series_group *g, const uint64_t *r
 	else
 		ready = false;
 	g->ready = ready;
+}
+
+int hitel_series_group_repeat(struct hitel_series_group *g, uint64_t t_ns)
+{
+	if (!g || !g->reg)
+		return -EINVAL;
+	if (!g->primed)
+		return -EAGAIN;
+	hitel_series_group_counters(g, g->last, t_ns);
+	return 0;
 }
 
 /* ---- snapshots ------------------------------------------------------------ */

@@ -126,7 +126,7 @@ void hitel_series_touch(struct hitel_series *s, uint64_t t_ns);
  * anything reads them (snapshots, hitel_series_hist()). What the members
  * record is exactly what hitel_series_counter() on each would have.
  * members[] are counters (NULL entries are skipped), each in one group,
- * updated only through it. All three need the lock.
+ * updated only through it. All of these need the lock.
  */
 struct hitel_series_group;
 /* NULL + errno: EINVAL (a member not a counter, or already in a group),
@@ -138,6 +138,11 @@ void hitel_series_group_free(struct hitel_series_group *g);
 /* raw[i] for members[i] at t_ns. */
 void hitel_series_group_counters(struct hitel_series_group *g, const uint64_t *raw,
 				 uint64_t t_ns);
+/* A read whose values are known to be the last ones given (its text did
+ * not change): what hitel_series_group_counters() with those would do,
+ * without the caller parsing them. 0, -EAGAIN (no read given yet) or
+ * -EINVAL (NULL, or the registry is gone). */
+int hitel_series_group_repeat(struct hitel_series_group *g, uint64_t t_ns);
 /* Reads counted on the group alone and not yet folded into the members. */
 uint64_t hitel_series_group_pending(const struct hitel_series_group *g);
 

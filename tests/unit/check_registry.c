@@ -1289,7 +1289,7 @@ START_TEST(test_group_same_as_series)
 	struct hitel_series *sa[GROUP_N], *sb[GROUP_N];
 	struct hitel_series_group *g;
 	uint64_t raw[GROUP_N] = {0}, t = SEC, max_pending = 0;
-	int i, step, snaps = 0, repeats = 0;
+	int i, step, snaps = 0, repeats = 0, said_repeat = 0;
 
 	for (i = 0; i < GROUP_N; i++) {
 		char name[32];
@@ -1329,7 +1329,13 @@ START_TEST(test_group_same_as_series)
 			hitel_series_counter(sa[i], raw[i], t);
 		hitel_registry_unlock(ra);
 		hitel_registry_lock(rb);
-		hitel_series_group_counters(g, raw, t);
+		/* A sampler that saw the same text says so instead of values. */
+		if (r >= 9 && step > 0 && rnd() % 2) {
+			ck_assert_int_eq(hitel_series_group_repeat(g, t), 0);
+			said_repeat++;
+		} else {
+			hitel_series_group_counters(g, raw, t);
+		}
 		if (hitel_series_group_pending(g) > max_pending)
 			max_pending = hitel_series_group_pending(g);
 		hitel_registry_unlock(rb);
@@ -1350,6 +1356,7 @@ START_TEST(test_group_same_as_series)
 	}
 	ck_assert_int_gt(snaps, 10);
 	ck_assert_int_gt(repeats, 3000);
+	ck_assert_int_gt(said_repeat, 1000);
 	/* Repeats were counted on the group, not on each member. */
 	ck_assert_uint_gt(max_pending, 5);
 
@@ -1368,6 +1375,7 @@ START_TEST(test_group_same_as_series)
 	assert_registries_same(ra, rb, t);
 	/* The registry may go first: the owner's free still works. */
 	hitel_registry_free(rb);
+	ck_assert_int_eq(hitel_series_group_repeat(g, t + SEC), -EINVAL);
 	hitel_series_group_free(g);
 	hitel_series_group_free(NULL);
 	hitel_registry_free(ra);
@@ -1390,6 +1398,10 @@ START_TEST(test_group_invalid)
 	ck_assert_int_eq(errno, EINVAL);
 	g = hitel_series_group_new(reg, m, 1);
 	ck_assert_ptr_nonnull(g);
+	/* A repeat of nothing: the caller must give values first. */
+	ck_assert_int_eq(hitel_series_group_repeat(g, SEC), -EAGAIN);
+	ck_assert_uint_eq(hitel_series_group_pending(g), 0);
+	ck_assert_int_eq(hitel_series_group_repeat(NULL, SEC), -EINVAL);
 	errno = 0;
 	ck_assert_ptr_null(hitel_series_group_new(reg, m, 1)); /* already grouped */
 	ck_assert_int_eq(errno, EINVAL);
