@@ -74,6 +74,11 @@ struct net_if {
 	 * without memory: the series are then updated one by one. */
 	struct hitel_series_group *grp;
 	uint32_t grp_cols; /* the p->present the group was made for */
+	/* The line's text from the ':' as last parsed and recorded: the
+	 * same text again is the same values, so an idle interface is a
+	 * compare, not sixteen numbers to parse. text_len 0: none. */
+	char *text;
+	size_t text_len, text_cap;
 };
 
 struct net_priv {
@@ -156,11 +161,14 @@ static int header_parse(struct net_priv *p, const char *h, size_t len)
 /* Re-map only when the header text changes (never, on a live kernel). */
 static int header_update(struct net_priv *p, const char *h)
 {
-	size_t len = line_len(h);
+	size_t len = line_len(h), i;
 	char *copy;
 
 	if (p->header && p->header_len == len && memcmp(p->header, h, len) == 0)
 		return 0;
+	/* Texts were parsed against the old columns. */
+	for (i = 0; i < p->nifs; i++)
+		p->ifs[i].text_len = 0;
 	free(p->header);
 	p->header = NULL;
 	p->header_len = 0;
@@ -182,12 +190,10 @@ struct net_line {
 	uint64_t v[MAXCOLS];
 };
 
-/* "  eth0: 123 456 ..." (old kernels print "eth0:123" with no blank). */
-static int parse_line(const struct net_priv *p, const char *q, struct net_line *l)
+/* "  eth0: 123 456 ..." -> l->name, and the ':' the values follow (old
+ * kernels print "eth0:123" with no blank). NULL if there is no name. */
+static const char *parse_name(const char *q, struct net_line *l)
 {
-	uint64_t extra;
-	int n = 0;
-
 	while (is_blank(*q))
 		q++;
 	l->name = q;
@@ -195,7 +201,16 @@ static int parse_line(const struct net_priv *p, const char *q, struct net_line *
 		q++;
 	l->namelen = (size_t)(q - l->name);
 	if (*q != ':' || l->namelen == 0 || l->namelen > NAME_MAX_LEN)
-		return -EINVAL;
+		return NULL;
+	return q;
+}
+
+/* The values after the ':' at q. */
+static int parse_values(const struct net_priv *p, const char *q, struct net_line *l)
+{
+	uint64_t extra;
+	int n = 0;
+
 	q++;
 	for (;;) {
 		uint64_t *dst = n < MAXCOLS ? &l->v[n] : &extra;
@@ -213,21 +228,29 @@ static int parse_line(const struct net_priv *p, const char *q, struct net_line *
 
 /* The interface for this name: the one after the last match first, since
  * the kernel keeps its order; a new entry when unknown. NULL on ENOMEM. */
-static struct net_if *if_get(struct hitel_sampler *s, struct net_priv *p, const struct net_line *l,
-			     size_t *hint)
+static struct net_if *if_find(struct net_priv *p, const struct net_line *l, size_t *hint)
 {
-	struct net_if *it;
 	size_t i;
 
 	for (i = 0; i < p->nifs; i++) {
 		size_t j = (*hint + i) % p->nifs;
+		struct net_if *it = &p->ifs[j];
 
-		it = &p->ifs[j];
 		if (strncmp(it->name, l->name, l->namelen) == 0 && it->name[l->namelen] == '\0') {
 			*hint = j + 1;
 			return it;
 		}
 	}
+	return NULL;
+}
+
+static struct net_if *if_get(struct hitel_sampler *s, struct net_priv *p, const struct net_line *l,
+			     size_t *hint)
+{
+	struct net_if *it = if_find(p, l, hint);
+
+	if (it)
+		return it;
 	if (p->nifs == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 8;
 		struct net_if *n = realloc(p->ifs, cap * sizeof(*n));
@@ -292,6 +315,24 @@ static void if_update(struct hitel_registry *reg, const struct net_priv *p, stru
 			hitel_series_counter(it->series[c], raw[c], now);
 }
 
+/* Remember the values' text as recorded; without memory, none (the next
+ * read parses). */
+static void text_save(struct net_if *it, const char *vals, size_t len)
+{
+	if (len > it->text_cap) {
+		char *t = realloc(it->text, len);
+
+		if (!t) {
+			it->text_len = 0;
+			return;
+		}
+		it->text = t;
+		it->text_cap = len;
+	}
+	memcpy(it->text, vals, len);
+	it->text_len = len;
+}
+
 /* Forget interfaces the last read did not list (containers come and go);
  * their series stay in the registry for when the name returns. */
 static void ifs_prune(struct net_priv *p)
@@ -301,6 +342,7 @@ static void ifs_prune(struct net_priv *p)
 	for (i = 0; i < p->nifs; i++) {
 		if (p->ifs[i].gen != p->gen) {
 			free(p->ifs[i].name);
+			free(p->ifs[i].text);
 			hitel_series_group_free(p->ifs[i].grp);
 			continue;
 		}
@@ -327,13 +369,14 @@ static int net_read(struct hitel_sampler *s, uint64_t now_ns)
 	struct net_priv *p = hitel_sampler_priv(s);
 	struct hitel_registry *reg = hitel_sampler_registry(s);
 	const char *path = hitel_procfile_path(p->f);
-	const char *buf, *line;
+	const char *buf, *line, *end, *next;
 	size_t len, hint = 0;
 	int err, good = 0, bad = 0;
 
 	err = hitel_sampler_read(s, p->f, &buf, &len);
 	if (err < 0)
 		return err;
+	end = buf + len;
 	/* Line 1 names the sections, line 2 the columns. */
 	line = hitel_next_line(buf);
 	if (!line) {
@@ -350,23 +393,42 @@ static int net_read(struct hitel_sampler *s, uint64_t now_ns)
 	}
 	if (++p->gen == 0) /* 0 marks a new entry: never a current generation */
 		p->gen = 1;
-	for (line = hitel_next_line(line); line; line = hitel_next_line(line)) {
+	for (line = hitel_next_line(line); line; line = next) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line)), *vals;
 		struct net_line l;
 		struct net_if *it;
+		size_t vlen;
 
+		next = eol && eol + 1 < end ? eol + 1 : NULL;
 		if (*line == '\n')
 			continue;
-		if (parse_line(p, line, &l)) {
+		vals = parse_name(line, &l);
+		if (!vals) {
+			bad++;
+			continue;
+		}
+		vlen = (size_t)((eol ? eol : end) - vals);
+		it = if_find(p, &l, &hint);
+		if (it && it->gen != p->gen && it->text_len == vlen &&
+		    memcmp(it->text, vals, vlen) == 0 &&
+		    (!it->keep || hitel_series_group_repeat(it->grp, now_ns) == 0)) {
+			it->gen = p->gen;
+			good++;
+			continue;
+		}
+		if (parse_values(p, vals, &l)) {
 			bad++;
 			continue;
 		}
 		good++;
-		it = if_get(s, p, &l, &hint);
+		if (!it)
+			it = if_get(s, p, &l, &hint);
 		if (!it || it->gen == p->gen) /* no memory, or a name twice: keep the first */
 			continue;
 		it->gen = p->gen;
 		if (it->keep)
 			if_update(reg, p, it, &l, now_ns);
+		text_save(it, vals, vlen);
 	}
 	ifs_prune(p);
 	if (bad && !p->warned_bad) {
@@ -388,6 +450,7 @@ static void net_fini(struct hitel_sampler *s)
 
 	for (i = 0; i < p->nifs; i++) {
 		free(p->ifs[i].name);
+		free(p->ifs[i].text);
 		hitel_series_group_free(p->ifs[i].grp);
 	}
 	free(p->ifs);

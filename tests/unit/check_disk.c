@@ -317,11 +317,53 @@ START_TEST(test_sysfs_between_scans)
 	write_stats(root, " 254 0 vda 5000 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
 	ck_assert_uint_eq(read_ops(e, t0 + 990 * ms), 1200);
 	ck_assert_uint_eq(read_ops(e, t0 + 1000 * ms), 5000); /* the next scan */
+	/* The stat file's text has not changed since it was last read, but
+	 * the scan recorded other values since: it is parsed, not repeated. */
+	ck_assert_uint_eq(read_ops(e, t0 + 1005 * ms), 1200);
 	tu_write(root, "sys/block/vda/stat", "5100 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
 	ck_assert_uint_eq(read_ops(e, t0 + 1010 * ms), 5100);
 	tu_write(root, "sys/block/vda/stat", "52");
 	write_stats(root, " 254 0 vda 5300 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
 	ck_assert_uint_eq(read_ops(e, t0 + 1020 * ms), 5300);
+	hitel_engine_free(e);
+	tu_rmtree(root);
+	free(root);
+}
+END_TEST
+
+/* A stat file whose text did not change is not parsed again, but it is a
+ * read all the same: zero rates for the counters and the in-flight gauge's
+ * value, each time. */
+START_TEST(test_sysfs_same_text)
+{
+	char *root = tu_tmpdir();
+	struct hitel_engine *e;
+	struct hitel_snapshot *snap;
+	const struct hitel_point *p;
+	const uint64_t t0 = 10 * SEC, ms = SEC / 1000;
+	int i;
+
+	tu_write(root, "sys/block/vda/dev", "254:0\n");
+	tu_write(root, "sys/block/vda/stat", "1000 0 64 30 0 0 0 0 3 0 0 0 0 0 0 0 0\n");
+	write_stats(root, " 254 0 vda 900 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+	e = tu_engine("disk", root);
+	for (i = 0; i < 6; i++)
+		ck_assert_int_eq(hitel_engine_run_once(e, t0 + (uint64_t)i * 10 * ms), 0);
+	snap = hitel_engine_snapshot(e);
+	p = tu_point(snap, "block/io/ops", "device=vda,op=read");
+	ck_assert_uint_eq(p->value, 1000);
+	/* 900 -> 1000 at the first sysfs read, then four repeats. */
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 5);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 10000);
+	ck_assert_uint_eq(hitel_hist_min(p->hist), 0);
+	ck_assert_uint_eq(p->updated_ns, t0 + 50 * ms);
+	ck_assert_uint_eq(tu_point(snap, "block/io/bytes", "device=vda,op=read")->value, 64 * 512);
+	p = tu_point(snap, "block/io/in_flight", "device=vda");
+	ck_assert_uint_eq(p->value, 3);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 6);
+	ck_assert_uint_eq(hitel_hist_min(p->hist), 0);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 3);
+	hitel_snapshot_free(snap);
 	hitel_engine_free(e);
 	tu_rmtree(root);
 	free(root);
@@ -516,6 +558,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_units);
 	tcase_add_test(tc, test_rate);
 	tcase_add_test(tc, test_sysfs_between_scans);
+	tcase_add_test(tc, test_sysfs_same_text);
 	tcase_add_test(tc, test_devices_come_and_go);
 	tcase_add_loop_test(tc, test_filter, 0, N(filters));
 	tcase_add_test(tc, test_empty_file);

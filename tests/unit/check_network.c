@@ -192,6 +192,78 @@ START_TEST(test_rate)
 }
 END_TEST
 
+/* The header with rx bytes and packets named the other way round. */
+#define HDR_SWAPPED                                                                                \
+	"Inter-|   Receive                                                |  Transmit\n"           \
+	" face |packets    bytes errs drop fifo frame compressed multicast|bytes    packets errs " \
+	"drop fifo colls carrier compressed\n"
+
+/* A line whose text did not change is not parsed again, but it is still a
+ * read: a zero rate for every counter. After a header change the same text
+ * means other values, so it is parsed again. A line that moves again is
+ * parsed. An excluded interface stays out. */
+START_TEST(test_same_text)
+{
+	char *root = tu_tmpdir();
+	struct hitel_engine *e;
+	struct hitel_sampler *s;
+	struct hitel_snapshot *snap;
+	const struct hitel_point *p;
+	struct hitel_sampler_status st;
+	char err[256];
+	const char *eth0 = "  eth0: 1000000 1000 0 0 0 0 0 10 500000 700 0 0 0 0 0 0\n";
+	const char *lo = "  lo: 5 1 0 0 0 0 0 0 5 1 0 0 0 0 0 0\n";
+	char text[1024];
+	int i;
+
+	snprintf(text, sizeof(text), HDR "%s%s", eth0, lo);
+	tu_write(root, "proc/net/dev", text);
+	e = tu_engine("network", root);
+	s = hitel_engine_sampler_add(e, "network");
+	ck_assert_int_eq(hitel_sampler_set(s, "exclude", "lo", err, sizeof(err)), 0);
+	for (i = 1; i <= 5; i++)
+		hitel_engine_run_once(e, (uint64_t)i * SEC);
+	tu_status(e, "network", &st);
+	ck_assert_msg(st.up, "down: %s", st.reason);
+	snap = hitel_engine_snapshot(e);
+	p = tu_point(snap, "network/receive/bytes", "interface=eth0");
+	ck_assert_uint_eq(p->value, 1000000);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 4);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 0);
+	ck_assert_uint_eq(p->updated_ns, 5 * SEC);
+	p = tu_point(snap, "network/transmit/packets", "interface=eth0");
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 4);
+	ck_assert_ptr_null(hitel_snapshot_find(snap, "network/receive/bytes", "interface=lo"));
+	hitel_snapshot_free(snap);
+
+	/* Same lines, other header: bytes is now the second number. */
+	snprintf(text, sizeof(text), HDR_SWAPPED "%s%s", eth0, lo);
+	tu_write(root, "proc/net/dev", text);
+	hitel_engine_run_once(e, 6 * SEC);
+	snap = hitel_engine_snapshot(e);
+	ck_assert_uint_eq(tu_point(snap, "network/receive/bytes", "interface=eth0")->value, 1000);
+	ck_assert_uint_eq(tu_point(snap, "network/receive/packets", "interface=eth0")->value,
+			  1000000);
+	hitel_snapshot_free(snap);
+
+	/* Back to the usual header, and eth0 moves: parsed, a real rate. */
+	tu_write(root, "proc/net/dev",
+		 HDR "  eth0: 1500000 1001 0 0 0 0 0 10 500000 700 0 0 0 0 0 0\n");
+	hitel_engine_run_once(e, 7 * SEC);
+	hitel_engine_run_once(e, 8 * SEC);
+	snap = hitel_engine_snapshot(e);
+	p = tu_point(snap, "network/receive/bytes", "interface=eth0");
+	ck_assert_uint_eq(p->value, 1500000);
+	ck_assert_uint_eq(p->updated_ns, 8 * SEC);
+	ck_assert_uint_eq(tu_point(snap, "network/receive/packets", "interface=eth0")->value, 1001);
+	ck_assert_ptr_null(hitel_snapshot_find(snap, "network/receive/bytes", "interface=lo"));
+	hitel_snapshot_free(snap);
+	hitel_engine_free(e);
+	tu_rmtree(root);
+	free(root);
+}
+END_TEST
+
 /* A veth appears and goes, lo stays: each keeps its own series, and a name
  * that returns continues its series. */
 START_TEST(test_interfaces_come_and_go)
@@ -393,6 +465,7 @@ static Suite *suite(void)
 
 	tcase_add_loop_test(tc, test_fixture, 0, N(cases));
 	tcase_add_test(tc, test_rate);
+	tcase_add_test(tc, test_same_text);
 	tcase_add_test(tc, test_interfaces_come_and_go);
 	tcase_add_loop_test(tc, test_filter, 0, N(filters));
 	tcase_add_loop_test(tc, test_down, 0, N(downs));
