@@ -941,6 +941,11 @@ int hitel_series_group_repeat(struct hitel_series_group *g, uint64_t t_ns)
 		return -EINVAL;
 	if (!g->primed)
 		return -EAGAIN;
+	if (g->ready && t_ns > g->last_t) {
+		g->pending++;
+		g->last_t = t_ns;
+		return 0;
+	}
 	hitel_series_group_counters(g, g->last, t_ns);
 	return 0;
 }
