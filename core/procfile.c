@@ -15,6 +15,12 @@ struct hitel_procfile {
 	unsigned int refs; /* atomic: freed by the last hitel_procfile_free() */
 	uint64_t tick;	   /* tick the buffer was read at; 0: none */
 	size_t len;	   /* bytes of that read */
+	/* hitel_procfile_read_same(): the previous content, in the buffer
+	 * the two swap with, and whether it is one (the last read was such
+	 * a read and succeeded). */
+	char *alt;
+	size_t alt_cap, alt_len;
+	int alt_ok;
 };
 
 struct hitel_procfile *hitel_procfile_open(const char *path)
@@ -57,6 +63,7 @@ void hitel_procfile_free(struct hitel_procfile *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f->buf);
+	free(f->alt);
 	free(f->path);
 	free(f);
 }
@@ -66,7 +73,7 @@ const char *hitel_procfile_path(const struct hitel_procfile *f)
 	return f->path;
 }
 
-int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len)
+static int read_whole(struct hitel_procfile *f, const char **buf, size_t *len)
 {
 	size_t n = 0;
 	ssize_t r;
@@ -99,6 +106,40 @@ int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len)
 	f->buf[n] = '\0';
 	*buf = f->buf;
 	*len = n;
+	return 0;
+}
+
+int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len)
+{
+	f->alt_ok = 0;
+	return read_whole(f, buf, len);
+}
+
+int hitel_procfile_read_same(struct hitel_procfile *f, const char **buf, size_t *len, int *same)
+{
+	char *t;
+	size_t cap;
+	int err;
+
+	if (!f->alt) {
+		f->alt = malloc(f->cap);
+		if (!f->alt)
+			return -ENOMEM;
+		f->alt_cap = f->cap;
+		f->alt_ok = 0;
+	}
+	/* The last content goes aside and this read fills the other buffer:
+	 * nothing is copied, whether the content changed or not. */
+	t = f->buf, f->buf = f->alt, f->alt = t;
+	cap = f->cap, f->cap = f->alt_cap, f->alt_cap = cap;
+	err = read_whole(f, buf, len);
+	if (err < 0) {
+		f->alt_ok = 0;
+		return err;
+	}
+	*same = f->alt_ok && f->alt_len == *len && memcmp(f->alt, *buf, *len) == 0;
+	f->alt_len = *len;
+	f->alt_ok = 1;
 	return 0;
 }
 

@@ -27,6 +27,11 @@ int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len)
  * run in one thread read it once per engine tick. */
 int hitel_procfile_read_tick(struct hitel_procfile *f, uint64_t tick, const char **buf,
 			     size_t *len);
+/* The same, and *same = 1 when the content is byte for byte what the
+ * previous hitel_procfile_read_same() of f returned (0 after any other
+ * read, or a failed one): a counter file that did not change needs no
+ * parse. Keeps a second buffer; the two swap, nothing is copied. */
+int hitel_procfile_read_same(struct hitel_procfile *f, const char **buf, size_t *len, int *same);
 const char *hitel_procfile_path(const struct hitel_procfile *f);
 
 /* Parsing helpers shared by samplers. Each parses an unsigned decimal at *p,

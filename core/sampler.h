@@ -81,6 +81,9 @@ int hitel_sampler_open(struct hitel_sampler *s, const char *rel, struct hitel_pr
  * ("cannot read PATH: ..."). Returns 0 or -errno. */
 int hitel_sampler_read(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
 		       size_t *len);
+/* With hitel_procfile_read_same()'s *same. */
+int hitel_sampler_read_same(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
+			    size_t *len, int *same);
 
 /* The same for a file other samplers of the engine also read: one open
  * file per engine, read at most once per tick however many samplers read

@@ -25,12 +25,22 @@ int hitel_sampler_open(struct hitel_sampler *s, const char *rel, struct hitel_pr
 	return 0;
 }
 
-int hitel_sampler_read(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
-		       size_t *len)
+/* A read's result, its failure recorded as the reason. */
+static int read_result(struct hitel_sampler *s, struct hitel_procfile *f, int err)
 {
-	int err = hitel_procfile_read(f, buf, len);
-
 	if (err < 0)
 		hitel_sampler_fail(s, "cannot read %s: %s", hitel_procfile_path(f), strerror(-err));
 	return err;
+}
+
+int hitel_sampler_read(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
+		       size_t *len)
+{
+	return read_result(s, f, hitel_procfile_read(f, buf, len));
+}
+
+int hitel_sampler_read_same(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
+			    size_t *len, int *same)
+{
+	return read_result(s, f, hitel_procfile_read_same(f, buf, len, same));
 }

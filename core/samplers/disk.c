@@ -125,13 +125,11 @@ struct disk_dev {
 	struct hitel_procfile *stat; /* /sys/block/<name>/stat, when kept */
 	int no_stat;		     /* it could not be opened: diskstats only */
 	struct disk_line cur;	     /* read_sysfs: parsed, not yet recorded */
-	/* The stat file's text that cur was parsed from and recorded: the
-	 * same text again is the same values (an idle disk), so it is not
-	 * parsed again. text_len 0: none (diskstats recorded the device
-	 * since). */
-	char *text;
-	size_t text_len, text_cap;
-	int same; /* read_sysfs: this read's text is text */
+	/* cur was parsed from the stat file's last content and recorded, so
+	 * the same content again is cur again (an idle disk): not parsed.
+	 * 0 once diskstats recorded the device instead. */
+	int cur_ok;
+	int same; /* read_sysfs: this read repeats cur */
 };
 
 struct disk_priv {
@@ -390,7 +388,6 @@ static void devs_prune(struct disk_priv *p)
 	for (i = 0; i < p->ndevs; i++) {
 		if (p->devs[i].gen != p->gen) {
 			free(p->devs[i].name);
-			free(p->devs[i].text);
 			hitel_procfile_free(p->devs[i].stat);
 			hitel_series_group_free(p->devs[i].grp);
 			continue;
@@ -422,20 +419,6 @@ static int disk_init(struct hitel_sampler *s)
 	return 0;
 }
 
-static void text_save(struct disk_dev *d, const char *buf, size_t len)
-{
-	if (len > d->text_cap) {
-		char *t = realloc(d->text, len);
-
-		if (!t)
-			return; /* text_len stays 0: parsed every read */
-		d->text = t;
-		d->text_cap = len;
-	}
-	memcpy(d->text, buf, len);
-	d->text_len = len;
-}
-
 /* The kept devices from their stat files. -EAGAIN (nothing recorded) if
  * one is unreadable or malformed: a removed device, for diskstats to tell.
  * All are parsed before any is recorded, so a failure part-way does not
@@ -449,16 +432,17 @@ static int read_sysfs(struct hitel_sampler *s, struct disk_priv *p, uint64_t now
 		struct disk_dev *d = &p->devs[p->kept[i]];
 		const char *buf;
 		size_t len;
+		int same;
 
-		if (!d->stat || hitel_procfile_read(d->stat, &buf, &len) < 0)
+		if (!d->stat || hitel_procfile_read_same(d->stat, &buf, &len, &same) < 0)
 			return -EAGAIN;
-		d->same = d->text_len && d->text_len == len && memcmp(d->text, buf, len) == 0;
+		d->same = same && d->cur_ok;
 		if (d->same)
 			continue;
-		d->text_len = 0;
+		d->cur_ok = 0;
 		if (parse_values(buf, &d->cur) < 0)
 			return -EAGAIN;
-		text_save(d, buf, len);
+		d->cur_ok = 1;
 	}
 	for (i = 0; i < p->nkept; i++) {
 		struct disk_dev *d = &p->devs[p->kept[i]];
@@ -501,7 +485,7 @@ static int read_diskstats(struct hitel_sampler *s, struct disk_priv *p, uint64_t
 		d->gen = p->gen;
 		if (d->keep) {
 			dev_update(reg, d, &l, now_ns);
-			d->text_len = 0; /* the group's last values are now these */
+			d->cur_ok = 0; /* the group's last values are now these */
 			dev_open_stat(s, d);
 		}
 	}
@@ -555,7 +539,6 @@ static void disk_fini(struct hitel_sampler *s)
 
 	for (i = 0; i < p->ndevs; i++) {
 		free(p->devs[i].name);
-		free(p->devs[i].text);
 		hitel_procfile_free(p->devs[i].stat);
 		hitel_series_group_free(p->devs[i].grp);
 	}

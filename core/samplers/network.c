@@ -93,6 +93,7 @@ struct net_priv {
 	size_t nifs, cap;
 	unsigned int gen;
 	int warned_bad;
+	int last_ok; /* the last read succeeded: the same file is the same reads */
 };
 
 static int is_blank(char c)
@@ -333,6 +334,24 @@ static void text_save(struct net_if *it, const char *vals, size_t len)
 	it->text_len = len;
 }
 
+/* The whole file repeats the last read, which succeeded (an idle host):
+ * each interface it listed repeats, with no line to find or compare.
+ * -EAGAIN if one cannot (no group): the lines are read then, and those
+ * done here are skipped as seen in this read. */
+static int ifs_repeat(struct net_priv *p, uint64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < p->nifs; i++) {
+		struct net_if *it = &p->ifs[i];
+
+		if (it->keep && hitel_series_group_repeat(it->grp, now) < 0)
+			return -EAGAIN;
+		it->gen = p->gen;
+	}
+	return 0;
+}
+
 /* Forget interfaces the last read did not list (containers come and go);
  * their series stay in the registry for when the name returns. */
 static void ifs_prune(struct net_priv *p)
@@ -371,11 +390,18 @@ static int net_read(struct hitel_sampler *s, uint64_t now_ns)
 	const char *path = hitel_procfile_path(p->f);
 	const char *buf, *line, *end, *next;
 	size_t len, hint = 0;
-	int err, good = 0, bad = 0;
+	int err, good = 0, bad = 0, same;
 
-	err = hitel_sampler_read(s, p->f, &buf, &len);
-	if (err < 0)
+	err = hitel_sampler_read_same(s, p->f, &buf, &len, &same);
+	if (err < 0) {
+		p->last_ok = 0;
 		return err;
+	}
+	if (++p->gen == 0) /* 0 marks a new entry: never a current generation */
+		p->gen = 1;
+	if (same && p->last_ok && ifs_repeat(p, now_ns) == 0)
+		return 0;
+	p->last_ok = 0;
 	end = buf + len;
 	/* Line 1 names the sections, line 2 the columns. */
 	line = hitel_next_line(buf);
@@ -391,8 +417,6 @@ static int net_read(struct hitel_sampler *s, uint64_t now_ns)
 			hitel_sampler_fail(s, "header of %s: %s", path, strerror(-err));
 		return err;
 	}
-	if (++p->gen == 0) /* 0 marks a new entry: never a current generation */
-		p->gen = 1;
 	for (line = hitel_next_line(line); line; line = next) {
 		const char *eol = memchr(line, '\n', (size_t)(end - line)), *vals;
 		struct net_line l;
@@ -440,6 +464,7 @@ static int net_read(struct hitel_sampler *s, uint64_t now_ns)
 		hitel_sampler_fail(s, "no valid interface line in %s", path);
 		return -ENODATA;
 	}
+	p->last_ok = 1;
 	return 0;
 }
 

@@ -258,6 +258,35 @@ START_TEST(test_same_text)
 	ck_assert_uint_eq(tu_point(snap, "network/receive/packets", "interface=eth0")->value, 1001);
 	ck_assert_ptr_null(hitel_snapshot_find(snap, "network/receive/bytes", "interface=lo"));
 	hitel_snapshot_free(snap);
+
+	/* The file changes in one line only: the other line is the same. */
+	tu_write(root, "proc/net/dev",
+		 HDR "  eth0: 1500000 1001 0 0 0 0 0 10 500000 700 0 0 0 0 0 0\n"
+		     "  eth1: 7 1 0 0 0 0 0 0 9 1 0 0 0 0 0 0\n");
+	hitel_engine_run_once(e, 9 * SEC);
+	tu_write(root, "proc/net/dev",
+		 HDR "  eth0: 1600000 1002 0 0 0 0 0 10 500000 700 0 0 0 0 0 0\n"
+		     "  eth1: 7 1 0 0 0 0 0 0 9 1 0 0 0 0 0 0\n");
+	hitel_engine_run_once(e, 10 * SEC);
+	snap = hitel_engine_snapshot(e);
+	p = tu_point(snap, "network/receive/bytes", "interface=eth0");
+	ck_assert_uint_eq(p->value, 1600000);
+	p = tu_point(snap, "network/receive/bytes", "interface=eth1");
+	ck_assert_uint_eq(p->value, 7);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 1);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 0);
+	ck_assert_uint_eq(p->updated_ns, 10 * SEC);
+	hitel_snapshot_free(snap);
+
+	/* A file that failed fails again when it repeats. */
+	tu_write(root, "proc/net/dev", HDR "  eth0: 1 2 3\n");
+	hitel_engine_run_once(e, 11 * SEC);
+	tu_status(e, "network", &st);
+	ck_assert_int_eq(st.up, 0);
+	hitel_engine_run_once(e, 12 * SEC);
+	tu_status(e, "network", &st);
+	ck_assert_int_eq(st.up, 0);
+	ck_assert_msg(strstr(st.reason, "no valid interface line") != NULL, "reason: %s", st.reason);
 	hitel_engine_free(e);
 	tu_rmtree(root);
 	free(root);

@@ -38,6 +38,62 @@ START_TEST(test_read_grows_and_rereads)
 }
 END_TEST
 
+/* read_same says whether the content is the previous read_same's, through
+ * buffer growth and after other reads. */
+START_TEST(test_read_same)
+{
+	char *dir = tu_tmpdir(), path[512], *big = malloc(20001);
+	struct hitel_procfile *f;
+	const char *buf;
+	size_t len;
+	int same = -1;
+
+	memset(big, 'y', 20000);
+	big[20000] = '\0';
+	tu_write(dir, "f", "1 2 3\n");
+	snprintf(path, sizeof(path), "%s/f", dir);
+	f = hitel_procfile_open(path);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 0); /* nothing before */
+	ck_assert_str_eq(buf, "1 2 3\n");
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 1);
+	ck_assert_str_eq(buf, "1 2 3\n");
+	tu_write(dir, "f", "1 2 4\n"); /* same length, other bytes */
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 0);
+	ck_assert_str_eq(buf, "1 2 4\n");
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 1);
+	tu_write(dir, "f", "1 2 4\n5\n"); /* longer */
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 0);
+	/* Another kind of read in between: no claim about the next. */
+	ck_assert_int_eq(hitel_procfile_read(f, &buf, &len), 0);
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 0);
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 1);
+	/* Both buffers grow. */
+	tu_write(dir, "f", big);
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 0);
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 1);
+	ck_assert_uint_eq(len, 20000);
+	big[19999] = 'z';
+	tu_write(dir, "f", big);
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	ck_assert_int_eq(same, 0);
+	ck_assert_str_eq(buf, big);
+	hitel_procfile_free(f);
+	free(big);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_open_missing)
 {
 	ck_assert_ptr_null(hitel_procfile_open("/nonexistent/hitel"));
@@ -145,6 +201,7 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_read_grows_and_rereads);
+	tcase_add_test(tc, test_read_same);
 	tcase_add_test(tc, test_open_missing);
 	tcase_add_test(tc, test_real_proc_files);
 	tcase_add_test(tc, test_parse_u64);
