@@ -139,6 +139,7 @@ struct hitel_engine {
 	uint64_t start_ns;
 
 	uint64_t missed; /* atomic: read from any thread */
+	uint64_t missed_recorded, missed_ns; /* last given to missed_series, when */
 	uint64_t last_refused_ns;
 	struct hitel_series *missed_series, *lateness_series;
 	struct hitel_family *refused_fam;
@@ -150,6 +151,9 @@ struct hitel_engine {
 	pthread_mutex_t window_lock;
 	struct window **windows;
 	size_t nwindows;
+	/* Atomic: the realtime of the next boundary of any window, so a tick
+	 * before it takes no lock (0: look now, after a change). */
+	uint64_t windows_next;
 
 	hitel_thread_create_fn thread_fn;
 	void *thread_ctx;
@@ -1095,8 +1099,16 @@ static void refused_update(struct hitel_engine *e, uint64_t t_ns)
 static void engine_metrics(struct hitel_engine *e, uint64_t t_ns, uint64_t lateness_ns,
 			   int refused_now)
 {
+	uint64_t missed = hitel_engine_missed(e);
+
 	hitel_registry_lock(e->reg);
-	hitel_series_counter(e->missed_series, hitel_engine_missed(e), t_ns);
+	/* On change and once a second, like the samplers' up and errors:
+	 * not a series update per tick for a count that is mostly still. */
+	if (refused_now || missed != e->missed_recorded || t_ns - e->missed_ns >= NS_PER_S) {
+		hitel_series_counter(e->missed_series, missed, t_ns);
+		e->missed_recorded = missed;
+		e->missed_ns = t_ns;
+	}
 	if (lateness_ns != UINT64_MAX && e->lateness_series) {
 		hitel_hist_record(hitel_series_hist(e->lateness_series), lateness_ns);
 		hitel_series_touch(e->lateness_series, t_ns);
@@ -1155,6 +1167,7 @@ int hitel_engine_window_add(struct hitel_engine *e, uint64_t len_ns)
 	w->len = len_ns;
 	e->windows = arr;
 	arr[e->nwindows++] = w;
+	__atomic_store_n(&e->windows_next, 0, __ATOMIC_RELAXED);
 out:
 	pthread_mutex_unlock(&e->window_lock);
 	return err;
@@ -1163,12 +1176,14 @@ out:
 /* After a tick: snapshot once for all windows whose boundary was crossed. */
 static void windows_check(struct hitel_engine *e)
 {
-	uint64_t rt = hitel_realtime_ns();
+	uint64_t rt = hitel_realtime_ns(), next = UINT64_MAX;
 	struct snap_ref *ref = NULL;
 	struct hitel_snapshot *snap;
 	int any = 0;
 	size_t i;
 
+	if (rt < __atomic_load_n(&e->windows_next, __ATOMIC_RELAXED))
+		return;
 	pthread_mutex_lock(&e->window_lock);
 	for (i = 0; i < e->nwindows; i++) {
 		struct window *w = e->windows[i];
@@ -1182,7 +1197,10 @@ static void windows_check(struct hitel_engine *e)
 			w->pending = 1;
 			any = 1;
 		}
+		if (w->boundary + w->len < next)
+			next = w->boundary + w->len;
 	}
+	__atomic_store_n(&e->windows_next, next, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&e->window_lock);
 	if (!any)
 		return;
@@ -1413,6 +1431,7 @@ int hitel_engine_start(struct hitel_engine *e)
 		w->pending = 0;
 	}
 	e->keep_windows = 0;
+	__atomic_store_n(&e->windows_next, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&e->window_lock);
 
 	e->start_ns = hitel_now_ns();
@@ -1583,6 +1602,7 @@ static void windows_carry(struct hitel_engine *e, struct hitel_engine *old)
 		}
 	}
 	e->keep_windows = 1;
+	__atomic_store_n(&e->windows_next, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&e->window_lock);
 	pthread_mutex_unlock(&old->window_lock);
 }
