@@ -282,6 +282,20 @@ struct pending {
 	uint64_t v;
 };
 
+/* Past the decimal at *p, as hitel_parse_u64() would go, without its
+ * value; -EINVAL (nothing moved) when that would fail or might overflow. */
+static int skip_u64(const char **p)
+{
+	const char *q = *p;
+
+	while ((unsigned int)(*q - '0') <= 9 && q - *p < 19)
+		q++;
+	if (q == *p || (unsigned int)(*q - '0') <= 9)
+		return -EINVAL; /* no digit, or long enough to need the value */
+	*p = q;
+	return 0;
+}
+
 /* Value line for group g: "Group: v0 v1 ...". Values are applied only if
  * the line has exactly one value per header column (a cut line may end in
  * the middle of a number). Negative values (Tcp MaxConn is -1) are valid
@@ -305,7 +319,13 @@ static int values_apply(struct netstat_priv *p, struct hitel_registry *reg, cons
 			neg = 1;
 			q++;
 		}
-		if (hitel_parse_u64(&q, &x) || (q < end && !is_blank(*q)) || q > end)
+		if (n < g->ncols && g->map[n] < 0 && skip_u64(&q) == 0) {
+			/* TcpExt has ~120 columns, a dozen wanted: the rest are
+			 * only checked to be numbers, not converted. */
+		} else if (hitel_parse_u64(&q, &x)) {
+			return -EINVAL;
+		}
+		if ((q < end && !is_blank(*q)) || q > end)
 			return -EINVAL;
 		if (n < g->ncols && !neg && g->map[n] >= 0 && npend < (int)NMETRICS) {
 			pend[npend].metric = g->map[n];
