@@ -442,7 +442,6 @@ static int read_sysfs(struct hitel_sampler *s, struct disk_priv *p, uint64_t now
 		d->cur_ok = 0;
 		if (parse_values(buf, &d->cur) < 0)
 			return -EAGAIN;
-		d->cur_ok = 1;
 	}
 	for (i = 0; i < p->nkept; i++) {
 		struct disk_dev *d = &p->devs[p->kept[i]];
@@ -451,6 +450,7 @@ static int read_sysfs(struct hitel_sampler *s, struct disk_priv *p, uint64_t now
 			hitel_series_gauge(d->in_flight, d->cur.v[COL_IN_FLIGHT], now_ns);
 		else
 			dev_update(reg, d, &d->cur, now_ns);
+		d->cur_ok = 1; /* only once recorded: a failure before leaves it 0 */
 	}
 	return 0;
 }

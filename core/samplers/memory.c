@@ -121,6 +121,11 @@ struct memory_priv {
 	struct hitel_series *mem_series[NMEMINFO];
 	struct hitel_series *vm_series[NVMSTAT];
 	int vmstat_warned;
+	/* Each file's last parse, for a read whose content repeats it (memory
+	 * levels often stay put for 100 ms): recorded again, not parsed. */
+	struct meminfo m;
+	struct vmstat vm;
+	int vm_ok; /* vm is the parse of vmstat's last content */
 };
 
 static int field_u64(const char **p, uint64_t *out)
@@ -281,16 +286,20 @@ static int memory_init(struct hitel_sampler *s)
 
 static void read_vmstat(struct hitel_sampler *s, struct memory_priv *p, uint64_t now_ns)
 {
-	struct vmstat vm;
+	struct vmstat *vm = &p->vm;
 	const char *buf;
 	size_t len;
 	unsigned int i;
-	int err;
+	int err, same = 0;
 
-	err = hitel_procfile_read(p->vmstat, &buf, &len);
-	if (err == 0)
-		parse_vmstat(buf, len, &vm);
-	if (err < 0 || !vm.found) {
+	err = hitel_procfile_read_same(p->vmstat, &buf, &len, &same);
+	if (err == 0 && !(same && p->vm_ok)) {
+		parse_vmstat(buf, len, vm);
+		p->vm_ok = 1;
+	}
+	if (err < 0)
+		p->vm_ok = 0;
+	if (err < 0 || !vm->found) {
 		/* meminfo alone keeps the sampler up; say so once. */
 		if (!p->vmstat_warned)
 			hitel_sampler_log(s, HITEL_LOG_WARNING, "%s: %s",
@@ -300,7 +309,7 @@ static void read_vmstat(struct hitel_sampler *s, struct memory_priv *p, uint64_t
 		return;
 	}
 	for (i = 0; i < NVMSTAT; i++) {
-		if (!(vm.found & (1u << i)))
+		if (!(vm->found & (1u << i)))
 			continue;
 		if (!p->vm_series[i]) {
 			p->vm_series[i] = hitel_registry_series(hitel_sampler_registry(s),
@@ -308,29 +317,31 @@ static void read_vmstat(struct hitel_sampler *s, struct memory_priv *p, uint64_t
 			if (!p->vm_series[i])
 				continue;
 		}
-		hitel_series_counter(p->vm_series[i], vm.v[i], now_ns);
+		hitel_series_counter(p->vm_series[i], vm->v[i], now_ns);
 	}
 }
 
 static int memory_read(struct hitel_sampler *s, uint64_t now_ns)
 {
 	struct memory_priv *p = hitel_sampler_priv(s);
-	struct meminfo m;
+	struct meminfo *m = &p->m;
 	const char *buf;
 	size_t len;
 	unsigned int i;
-	int err;
+	int err, same;
 
-	err = hitel_sampler_read(s, p->meminfo, &buf, &len);
+	err = hitel_sampler_read_same(s, p->meminfo, &buf, &len, &same);
 	if (err < 0)
 		return err;
-	parse_meminfo(buf, len, &m);
-	if (!m.found) {
+	/* A content that failed to parse is parsed (and fails) again. */
+	if (!same || !m->found)
+		parse_meminfo(buf, len, m);
+	if (!m->found) {
 		hitel_sampler_fail(s, "no known field in %s", hitel_procfile_path(p->meminfo));
 		return -EINVAL;
 	}
 	for (i = 0; i < NMEMINFO; i++) {
-		if (!(m.found & (1u << i)))
+		if (!(m->found & (1u << i)))
 			continue;
 		if (!p->mem_series[i]) {
 			p->mem_series[i] = hitel_registry_series(hitel_sampler_registry(s),
@@ -338,7 +349,7 @@ static int memory_read(struct hitel_sampler *s, uint64_t now_ns)
 			if (!p->mem_series[i])
 				continue;
 		}
-		hitel_series_gauge(p->mem_series[i], m.bytes[i], now_ns);
+		hitel_series_gauge(p->mem_series[i], m->bytes[i], now_ns);
 	}
 	if (p->vmstat)
 		read_vmstat(s, p, now_ns);

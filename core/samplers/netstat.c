@@ -159,6 +159,12 @@ struct netstat_priv {
 	unsigned int seen[NMETRICS]; /* generation: a column in two groups counts once */
 	unsigned int gen;
 	int warned_bad;
+	/* What the last read recorded, in order: when neither file changed
+	 * (a quiet host, 100 ms apart) the same is recorded again, unparsed. */
+	unsigned short rec_m[NMETRICS];
+	uint64_t rec_v[NMETRICS];
+	size_t nrec;
+	int last_ok; /* the last read recorded something and rec is all of it */
 };
 
 static const char *const paths[2] = {SNMP, NETSTAT};
@@ -296,6 +302,14 @@ static int skip_u64(const char **p)
 	return 0;
 }
 
+static void record(struct netstat_priv *p, int m, uint64_t v, uint64_t now)
+{
+	if (metrics[m].kind == HITEL_KIND_GAUGE)
+		hitel_series_gauge(p->series[m], v, now);
+	else
+		hitel_series_counter(p->series[m], v, now);
+}
+
 /* Value line for group g: "Group: v0 v1 ...". Values are applied only if
  * the line has exactly one value per header column (a cut line may end in
  * the middle of a number). Negative values (Tcp MaxConn is -1) are valid
@@ -353,10 +367,11 @@ static int values_apply(struct netstat_priv *p, struct hitel_registry *reg, cons
 			p->created[m] = 1;
 			p->series[m] = hitel_registry_series(reg, &desc, NULL, 0);
 		}
-		if (metrics[m].kind == HITEL_KIND_GAUGE)
-			hitel_series_gauge(p->series[m], pend[i].v, now);
-		else
-			hitel_series_counter(p->series[m], pend[i].v, now);
+		record(p, m, pend[i].v, now);
+		if (p->nrec < NMETRICS) { /* always: each metric once a read */
+			p->rec_m[p->nrec] = (unsigned short)m;
+			p->rec_v[p->nrec++] = pend[i].v;
+		}
 	}
 	return npend;
 }
@@ -428,33 +443,44 @@ static int netstat_read(struct hitel_sampler *s, uint64_t now_ns)
 {
 	struct netstat_priv *p = hitel_sampler_priv(s);
 	struct hitel_registry *reg = hitel_sampler_registry(s);
-	int applied = 0, bad = 0, err = 0, i;
-	const char *errpath = NULL;
+	int applied = 0, bad = 0, err = 0, i, same[2] = {1, 1};
+	const char *errpath = NULL, *buf[2] = {NULL, NULL};
+	size_t len, k;
 
-	if (++p->gen == 0) /* 0 is the initial seen[]: never a current generation */
-		p->gen = 1;
 	for (i = 0; i < 2; i++) {
 		struct nfile *nf = &p->files[i];
-		const char *buf;
-		size_t len;
 		int r;
 
 		if (!nf->f)
 			continue;
-		r = hitel_procfile_read(nf->f, &buf, &len);
+		r = hitel_procfile_read_same(nf->f, &buf[i], &len, &same[i]);
 		if (r) {
 			err = r;
 			errpath = hitel_procfile_path(nf->f);
-			continue;
+			buf[i] = NULL;
+			same[i] = 0;
 		}
-		applied += file_parse(p, reg, nf, buf, now_ns, &bad);
 	}
+	if (same[0] && same[1] && p->last_ok) {
+		for (k = 0; k < p->nrec; k++)
+			record(p, p->rec_m[k], p->rec_v[k], now_ns);
+		return 0;
+	}
+	p->last_ok = 0;
+	p->nrec = 0;
+	if (++p->gen == 0) /* 0 is the initial seen[]: never a current generation */
+		p->gen = 1;
+	for (i = 0; i < 2; i++)
+		if (buf[i])
+			applied += file_parse(p, reg, &p->files[i], buf[i], now_ns, &bad);
 	if (bad && !p->warned_bad) {
 		p->warned_bad = 1;
 		hitel_sampler_log(s, HITEL_LOG_NOTICE, "skipped %d malformed group(s)", bad);
 	}
-	if (applied)
+	if (applied) {
+		p->last_ok = 1;
 		return 0;
+	}
 	if (err) {
 		hitel_sampler_fail(s, "cannot read %s: %s", errpath, strerror(-err));
 		return err;

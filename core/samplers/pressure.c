@@ -55,6 +55,7 @@ struct psi_totals {
 struct pressure_priv {
 	struct hitel_procfile *files[NRES]; /* NULL: resource absent */
 	struct hitel_series *series[NRES][NKINDS];
+	struct psi_totals last[NRES]; /* each file's last parse */
 };
 
 /*
@@ -145,17 +146,23 @@ static int pressure_read(struct hitel_sampler *s, uint64_t now_ns)
 	struct psi_totals t;
 	const char *buf;
 	size_t len;
-	int err, last_err = 0;
+	int err, last_err = 0, same;
 
 	for (i = 0; i < NRES; i++) {
 		if (!p->files[i])
 			continue;
-		err = hitel_procfile_read(p->files[i], &buf, &len);
+		err = hitel_procfile_read_same(p->files[i], &buf, &len, &same);
 		if (err < 0) {
 			last_err = err;
 			continue;
 		}
-		parse_psi(buf, len, &t);
+		/* The same content is the same totals: recorded, not parsed
+		 * (on a quiet host the files stay put for 100 ms). */
+		if (same)
+			t = p->last[i];
+		else
+			parse_psi(buf, len, &t);
+		p->last[i] = t;
 		for (k = 0; k < NKINDS; k++) {
 			if (!(t.found & (1u << k)))
 				continue;

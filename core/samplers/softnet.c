@@ -66,6 +66,7 @@ struct softnet_priv {
 	size_t ncpus;
 	unsigned int gen;
 	int warned_bad;
+	int last_ok; /* the last read succeeded: the same file is the same reads */
 };
 
 struct softnet_line {
@@ -173,6 +174,15 @@ static void cpu_update(struct softnet_cpu *c, const struct softnet_line *l, uint
 	c->started = 1;
 }
 
+/* The CPU's line repeats its last one: totals unchanged, recorded again. */
+static void cpu_repeat(struct softnet_cpu *c, uint64_t now)
+{
+	int i;
+
+	for (i = 0; i < NCTR; i++)
+		hitel_series_counter(c->series[i], c->total[i], now);
+}
+
 static int softnet_init(struct hitel_sampler *s)
 {
 	struct softnet_priv *p = hitel_sampler_priv(s);
@@ -188,14 +198,31 @@ static int softnet_read(struct hitel_sampler *s, uint64_t now_ns)
 {
 	struct softnet_priv *p = hitel_sampler_priv(s);
 	const char *buf, *line;
-	size_t len, index = 0;
-	int err, good = 0, bad = 0;
+	size_t len, index = 0, i;
+	unsigned int prev = p->gen;
+	int err, good = 0, bad = 0, same;
 
-	err = hitel_sampler_read(s, p->f, &buf, &len);
-	if (err < 0)
+	err = hitel_sampler_read_same(s, p->f, &buf, &len, &same);
+	if (err < 0) {
+		p->last_ok = 0;
 		return err;
+	}
 	if (++p->gen == 0) /* 0 marks a new entry: never a current generation */
 		p->gen = 1;
+	if (same && p->last_ok) {
+		/* The CPUs the last read saw, each line as it was. */
+		for (i = 0; i < p->ncpus; i++) {
+			struct softnet_cpu *c = &p->cpus[i];
+
+			if (c->gen != prev)
+				continue;
+			c->gen = p->gen;
+			if (c->keep)
+				cpu_repeat(c, now_ns);
+		}
+		return 0;
+	}
+	p->last_ok = 0;
 	for (line = buf; line; line = hitel_next_line(line)) {
 		struct softnet_line l;
 		struct softnet_cpu *c;
@@ -232,6 +259,7 @@ static int softnet_read(struct hitel_sampler *s, uint64_t now_ns)
 		hitel_sampler_fail(s, "no valid CPU line in %s", hitel_procfile_path(p->f));
 		return -ENODATA;
 	}
+	p->last_ok = 1;
 	return 0;
 }
 

@@ -211,6 +211,49 @@ START_TEST(test_rates)
 }
 END_TEST
 
+/* Files whose content did not change are recorded again from their last
+ * parse: a gauge value and a zero rate per read, as if parsed. One file
+ * changing alone is parsed alone. */
+START_TEST(test_same_content)
+{
+	char *root = tu_tmpdir();
+	struct hitel_engine *e;
+	struct hitel_snapshot *snap;
+	const struct hitel_point *p;
+	struct hitel_sampler_status st;
+
+	install(root, "step0", "proc/meminfo");
+	install(root, "step0", "proc/vmstat");
+	e = tu_engine("memory", root);
+	ck_assert_int_eq(hitel_engine_run_once(e, 1 * SEC), 0);
+	ck_assert_int_eq(hitel_engine_run_once(e, 2 * SEC), 0);
+	ck_assert_int_eq(hitel_engine_run_once(e, 3 * SEC), 0);
+	install(root, "step1", "proc/vmstat");
+	ck_assert_int_eq(hitel_engine_run_once(e, 4 * SEC), 0);
+	snap = hitel_engine_snapshot(e);
+	p = tu_point(snap, "memory/free", "");
+	ck_assert_uint_eq(p->value, 500000 * KB);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 4);
+	ck_assert_uint_eq(hitel_hist_min(p->hist), 500000 * KB);
+	ck_assert_uint_eq(p->updated_ns, 4 * SEC);
+	p = tu_point(snap, "memory/page_faults", "");
+	ck_assert_uint_eq(p->value, 11000);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 3);
+	ck_assert_uint_eq(hitel_hist_min(p->hist), 0);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 1000); /* 1000 more in 1 s */
+	hitel_snapshot_free(snap);
+	/* A meminfo that fails fails again when it repeats. */
+	install(root, "empty", "proc/meminfo");
+	ck_assert_int_eq(hitel_engine_run_once(e, 5 * SEC), 0);
+	ck_assert_int_eq(hitel_engine_run_once(e, 6 * SEC), 0);
+	status(e, &st);
+	ck_assert_int_eq(st.up, 0);
+	hitel_engine_free(e);
+	tu_rmtree(root);
+	free(root);
+}
+END_TEST
+
 /* meminfo going bad marks the sampler down; vmstat going bad does not. */
 START_TEST(test_read_failures)
 {
@@ -311,6 +354,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, test_parse_fixture, 0,
 			    (int)(sizeof(parse_cases) / sizeof(parse_cases[0])));
 	tcase_add_test(tc, test_rates);
+	tcase_add_test(tc, test_same_content);
 	tcase_add_test(tc, test_read_failures);
 	tcase_add_test(tc, test_missing_meminfo);
 	tcase_add_test(tc, test_default_rate);

@@ -199,6 +199,53 @@ START_TEST(test_rate)
 }
 END_TEST
 
+/* When neither file changed, the last read's values are recorded again:
+ * counters a zero rate, gauges their value, one per read. When one file
+ * changes both are parsed; a column in both files still counts once. */
+START_TEST(test_same_content)
+{
+	char *root = tu_tmpdir();
+	struct hitel_engine *e;
+	struct hitel_snapshot *snap;
+	const struct hitel_point *p;
+	struct hitel_sampler_status st;
+
+	write_files(root,
+		    "Tcp: ActiveOpens CurrEstab\nTcp: 100 4\n",
+		    "TcpExt: TCPTimeouts\nTcpExt: 10\nTcpExt: TCPTimeouts\nTcpExt: 99\n");
+	e = tu_engine("netstat", root);
+	hitel_engine_run_once(e, SEC);
+	hitel_engine_run_once(e, 2 * SEC);
+	hitel_engine_run_once(e, 3 * SEC);
+	write_files(root,
+		    "Tcp: ActiveOpens CurrEstab\nTcp: 100 4\n",
+		    "TcpExt: TCPTimeouts\nTcpExt: 12\nTcpExt: TCPTimeouts\nTcpExt: 99\n");
+	hitel_engine_run_once(e, 4 * SEC);
+	snap = hitel_engine_snapshot(e);
+	p = tu_point(snap, "tcp/active_opens", "");
+	ck_assert_uint_eq(p->value, 100);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 3);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 0);
+	ck_assert_uint_eq(p->updated_ns, 4 * SEC);
+	p = tu_point(snap, "tcp/curr_established", "");
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 4);
+	p = tu_point(snap, "tcp/timeouts", "");
+	ck_assert_uint_eq(p->value, 12);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 3);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 2);
+	hitel_snapshot_free(snap);
+	/* Files that failed fail again when they repeat. */
+	write_files(root, "Tcp: ActiveOpens\nTcp: x\n", "");
+	hitel_engine_run_once(e, 5 * SEC);
+	hitel_engine_run_once(e, 6 * SEC);
+	tu_status(e, "netstat", &st);
+	ck_assert_int_eq(st.up, 0);
+	hitel_engine_free(e);
+	tu_rmtree(root);
+	free(root);
+}
+END_TEST
+
 /* Columns are found by name on every header change, not by position. */
 START_TEST(test_header_change)
 {
@@ -315,6 +362,7 @@ static Suite *suite(void)
 
 	tcase_add_loop_test(tc, test_fixture, 0, N(cases));
 	tcase_add_test(tc, test_rate);
+	tcase_add_test(tc, test_same_content);
 	tcase_add_test(tc, test_header_change);
 	tcase_add_test(tc, test_empty_files);
 	tcase_add_test(tc, test_missing_files);

@@ -161,6 +161,41 @@ END_TEST
 
 /* ---- missing files ------------------------------------------------------ */
 
+/* Files that did not change are recorded again from their last parse:
+ * zero rates, one per read; a file that changes alone is parsed alone. */
+START_TEST(test_same_content)
+{
+	static const char *const res[] = { "cpu", "memory", "io" };
+	char *root = tu_tmpdir();
+	struct hitel_engine *e;
+	struct hitel_snapshot *snap;
+	const struct hitel_point *p;
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		install(root, "step0", res[i]);
+	e = tu_engine("pressure", root);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(hitel_engine_run_once(e, (7 + i) * SEC), 0);
+	install(root, "step1", "cpu");
+	ck_assert_int_eq(hitel_engine_run_once(e, 10 * SEC), 0);
+	snap = hitel_engine_snapshot(e);
+	p = tu_point(snap, "pressure/stall", "resource=io,kind=some");
+	ck_assert_uint_eq(p->value, 500);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 3);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 0);
+	ck_assert_uint_eq(p->updated_ns, 10 * SEC);
+	p = tu_point(snap, "pressure/stall", "resource=cpu,kind=some");
+	ck_assert_uint_eq(p->value, 1250000);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 3);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 250000);
+	hitel_snapshot_free(snap);
+	hitel_engine_free(e);
+	tu_rmtree(root);
+	free(root);
+}
+END_TEST
+
 START_TEST(test_no_psi)
 {
 	char *root = tu_fixture("pressure/no-psi");
@@ -264,6 +299,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, test_parse_fixture, 0,
 			    (int)(sizeof(parse_cases) / sizeof(parse_cases[0])));
 	tcase_add_test(tc, test_rates);
+	tcase_add_test(tc, test_same_content);
 	tcase_add_test(tc, test_no_psi);
 	tcase_add_test(tc, test_empty_dir);
 	tcase_add_test(tc, test_missing_resource_logged);

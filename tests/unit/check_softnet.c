@@ -141,6 +141,45 @@ START_TEST(test_rate)
 }
 END_TEST
 
+/* A file that did not change is each CPU's line again: zero rates, one
+ * per read. One that failed fails again when it repeats. */
+START_TEST(test_same_content)
+{
+	char *root = tu_tmpdir();
+	struct hitel_engine *e;
+	struct hitel_snapshot *snap;
+	const struct hitel_point *p;
+	struct hitel_sampler_status st;
+
+	write_line(root, 1000, 5, 1);
+	e = tu_engine("softnet", root);
+	hitel_engine_run_once(e, SEC);
+	hitel_engine_run_once(e, 2 * SEC);
+	hitel_engine_run_once(e, 3 * SEC);
+	write_line(root, 1500, 5, 1);
+	hitel_engine_run_once(e, 4 * SEC);
+	snap = hitel_engine_snapshot(e);
+	p = cpu_point(snap, "softnet/processed", "0");
+	ck_assert_uint_eq(p->value, 1500);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 3);
+	ck_assert_uint_eq(hitel_hist_min(p->hist), 0);
+	ck_assert_uint_eq(hitel_hist_max(p->hist), 500);
+	p = cpu_point(snap, "softnet/dropped", "0");
+	ck_assert_uint_eq(p->value, 5);
+	ck_assert_uint_eq(hitel_hist_count(p->hist), 3);
+	ck_assert_uint_eq(p->updated_ns, 4 * SEC);
+	hitel_snapshot_free(snap);
+	tu_write(root, "proc/net/softnet_stat", "0000 1\n");
+	hitel_engine_run_once(e, 5 * SEC);
+	hitel_engine_run_once(e, 6 * SEC);
+	tu_status(e, "softnet", &st);
+	ck_assert_int_eq(st.up, 0);
+	hitel_engine_free(e);
+	tu_rmtree(root);
+	free(root);
+}
+END_TEST
+
 /* The kernel's 32-bit counters wrap; the series keeps counting up. */
 START_TEST(test_wrap)
 {
@@ -264,6 +303,7 @@ static Suite *suite(void)
 
 	tcase_add_loop_test(tc, test_fixture, 0, N(cases));
 	tcase_add_test(tc, test_rate);
+	tcase_add_test(tc, test_same_content);
 	tcase_add_test(tc, test_wrap);
 	tcase_add_loop_test(tc, test_filter, 0, N(filters));
 	tcase_add_loop_test(tc, test_down, 0, 2);
