@@ -15,6 +15,9 @@
  *   bench_engine bare SECONDS [SAMPLER...]   -> "bare <cpu fraction>"
  *   bench_engine pair SECONDS [SAMPLER...]   -> both lines, from an engine and
  *                                              its bare loop run side by side
+ *   bench_engine pair-swapped | pair-bare ... -> the same with the roles
+ *                                              swapped, or a bare loop in
+ *                                              both (see run_pair)
  * A pair runs the two at once, in two processes whose wake-ups are half a
  * period apart, so both see the same minutes of this shared machine: the
  * noise that moves successive runs by 15-20 % largely cancels in their
@@ -139,7 +142,7 @@ static double cpu_fraction(uint64_t cpu0, uint64_t t0)
 	return (double)(bench_cpu_ns() - cpu0) / (double)(bench_ns() - t0);
 }
 
-static int run_bare(unsigned int secs, unsigned int hz)
+static int run_bare(unsigned int secs, unsigned int hz, const char *label)
 {
 	static char buf[1 << 17];
 	uint64_t period = 1000000000ULL / hz, t0, cpu0, k, ticks = (uint64_t)secs * hz;
@@ -169,7 +172,7 @@ static int run_bare(unsigned int secs, unsigned int hz)
 				off += n;
 		}
 	}
-	printf("bare %.5f\n", cpu_fraction(cpu0, t0));
+	printf("%s %.5f\n", label, cpu_fraction(cpu0, t0));
 	return 0;
 }
 
@@ -258,12 +261,21 @@ static int run_engine(unsigned int secs, int argc, char **argv)
 	return 0;
 }
 
-/* The engine in a child, the bare loop here, measuring the same seconds:
- * the child measures from 2 s after its start, the bare loop starts then
- * plus half a 100 Hz period. */
-static int run_pair(unsigned int secs, int argc, char **argv)
+/* The engine and the bare loop in two processes, measuring the same
+ * seconds, their wake-ups half a 100 Hz period apart. Two identical bare
+ * loops paired this way do not cost the same: the forked child, which
+ * wakes first, costs ~4 % more than the parent here ("pair-bare" shows
+ * it). So the roles are a parameter and the script alternates them:
+ *   PAIR_PLAIN:   engine in the child, first; bare loop in the parent;
+ *   PAIR_SWAPPED: bare loop in the child, first; engine in the parent;
+ *   PAIR_BARE:    a bare loop in each ("bare_child", first, and "bare").
+ * The engine measures from 2 s after its start; a bare loop starts 2 s
+ * after the fork, or 2 s plus half a period for the second one. */
+enum pair_kind { PAIR_PLAIN, PAIR_SWAPPED, PAIR_BARE };
+
+static int run_pair(unsigned int secs, int argc, char **argv, enum pair_kind kind)
 {
-	int status = 1;
+	int status = 1, ret;
 	pid_t pid;
 
 	fflush(stdout);
@@ -271,17 +283,26 @@ static int run_pair(unsigned int secs, int argc, char **argv)
 	if (pid < 0)
 		return 1;
 	if (pid == 0) {
-		int ret = run_engine(secs, argc, argv);
-
+		if (kind == PAIR_PLAIN) {
+			ret = run_engine(secs, argc, argv);
+		} else {
+			bench_sleep_ns(2000000000ULL);
+			ret = run_bare(secs, 100, kind == PAIR_BARE ? "bare_child" : "bare");
+		}
 		fflush(stdout);
 		_exit(ret);
 	}
-	bench_sleep_ns(2005000000ULL);
-	run_bare(secs, 100);
+	if (kind == PAIR_SWAPPED) {
+		bench_sleep_ns(5000000ULL);
+		ret = run_engine(secs, argc, argv);
+	} else {
+		bench_sleep_ns(2005000000ULL);
+		ret = run_bare(secs, 100, "bare");
+	}
 	fflush(stdout);
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
 		return 1;
-	return WEXITSTATUS(status);
+	return ret ? ret : WEXITSTATUS(status);
 }
 
 int main(int argc, char **argv)
@@ -289,21 +310,27 @@ int main(int argc, char **argv)
 	unsigned int secs = argc > 2 ? (unsigned int)atoi(argv[2]) : 10;
 	int bare = argc > 1 && strcmp(argv[1], "bare") == 0;
 	int pair = argc > 1 && strcmp(argv[1], "pair") == 0;
+	int swapped = argc > 1 && strcmp(argv[1], "pair-swapped") == 0;
+	int pair_bare = argc > 1 && strcmp(argv[1], "pair-bare") == 0;
 	size_t i;
 
 	hitel_log_set_level(HITEL_LOG_ERR);
 	if (argc > 1 && strcmp(argv[1], "engine") == 0)
 		return run_engine(secs, argc > 3 ? argc - 3 : 0, argv + 3);
-	if (bare || pair) {
+	if (bare || pair || swapped || pair_bare) {
 		for (i = 0; hitel_builtin_samplers[i]; i++)
 			if (chosen(hitel_builtin_samplers[i], argc > 3 ? argc - 3 : 0, argv + 3))
 				discover(hitel_builtin_samplers[i]);
 		for (i = 0; i < nfiles; i++)
 			fprintf(stderr, "bare loop reads %s at %u Hz\n", files[i].path, files[i].hz);
-		if (pair)
-			return run_pair(secs, argc > 3 ? argc - 3 : 0, argv + 3);
-		return run_bare(secs, 100);
+		if (pair || swapped || pair_bare)
+			return run_pair(secs, argc > 3 ? argc - 3 : 0, argv + 3,
+					pair ? PAIR_PLAIN : swapped ? PAIR_SWAPPED : PAIR_BARE);
+		return run_bare(secs, 100, "bare");
 	}
-	fprintf(stderr, "usage: %s engine|bare|pair SECONDS [SAMPLER...|default|all]\n", argv[0]);
+	fprintf(stderr,
+		"usage: %s engine|bare|pair|pair-swapped|pair-bare SECONDS "
+		"[SAMPLER...|default|all]\n",
+		argv[0]);
 	return 2;
 }

@@ -12,6 +12,9 @@
 # default 5):
 #   (a) the engine and its bare loop run side by side ("bench_engine pair":
 #       two processes, wake-ups half a period apart), over the same seconds;
+#       odd rounds fork the engine, even ones the bare loop, since the two
+#       roles do not cost the same (measured each round with a bare loop in
+#       both, "pair-bare");
 #   (b) collectd runs alongside the engine it is compared with, its CPU
 #       time taken over the seconds the engine measures itself.
 set -eu
@@ -66,10 +69,18 @@ with_collectd() {
 }
 
 eng() { "$bin" engine "$secs" "$@" | awk '{printf "%.5f", $2 + $6}'; }
-# A pair's two lines -> "ENGINE BARE".
+# A pair's two lines -> "ENGINE BARE". Two processes paired this way do not
+# cost the same even when they do the same work (the forked child, waking
+# first, paid ~4 % more in a test here): rounds alternate which one the
+# engine is ($mode), and "pair-bare" measures that bias for the report.
 pair() {
-	"$bin" pair "$secs" "$@" 2>/dev/null |
+	"$bin" "$mode" "$secs" "$@" 2>/dev/null |
 		awk '$1 == "engine" {e = $2} $1 == "bare" {b = $2} END {printf "%s %s", e, b}'
+}
+# The child bare loop's CPU over the parent's, both doing the same.
+pair_bias() {
+	"$bin" pair-bare "$secs" 2>/dev/null |
+		awk '$1 == "bare_child" {c = $2} $1 == "bare" {b = $2} END {printf "%.3f", c / b}'
 }
 ratio() { echo "$1 $2" | awk '{printf "%.3f", $1 / $2}'; }
 
@@ -80,8 +91,10 @@ ratio() { echo "$1 $2" | awk '{printf "%.3f", $1 / $2}'; }
 # collectd; the whole default set (perf, every eBPF sampler) once, for
 # information.
 five="cpu bpf_cpu disk network memory scheduler"
-e_l= b_l= a_l= e5_l= b5_l= a5_l= eb_l= c_l= bb_l= c5_l=
+e_l= b_l= a_l= e5_l= b5_l= a5_l= eb_l= c_l= bb_l= c5_l= pb_l=
 for r in $(seq "$rounds"); do
+	if [ $((r % 2)) -eq 1 ]; then mode=pair; else mode=pair-swapped; fi
+	pb_l="$pb_l $(pair_bias)"
 	set -- $(pair)
 	e_l="$e_l $1" b_l="$b_l $2" a_l="$a_l $(ratio "$1" "$2")"
 	set -- $(pair $five)
@@ -97,10 +110,12 @@ all=$(eng all)
 m() { echo "$1" | median; }
 echo "rounds (CPU fraction): engine$e_l; bare$b_l; engine five$e5_l; bare five$b5_l;" \
 	"engine+bpf_cpu$eb_l; collectd$c_l"
-echo "per-round ratios: (a)$a_l; (a five)$a5_l; (b)$bb_l; (b five)$c5_l"
+echo "per-round ratios: (a)$a_l; (a five)$a5_l; (b)$bb_l; (b five)$c5_l;" \
+	"pair bias (bare loop as child / as parent)$pb_l"
 awk -v e="$(m "$e_l")" -v b="$(m "$b_l")" -v e5="$(m "$e5_l")" -v b5="$(m "$b5_l")" \
 	-v eb="$(m "$eb_l")" -v c="$(m "$c_l")" -v all="$all" -v a="$(m "$a_l")" \
-	-v a5="$(m "$a5_l")" -v bb="$(m "$bb_l")" -v c5="$(m "$c5_l")" -v n="$rounds" 'BEGIN {
+	-v a5="$(m "$a5_l")" -v bb="$(m "$bb_l")" -v c5="$(m "$c5_l")" -v n="$rounds" \
+	-v pb="$(m "$pb_l")" 'BEGIN {
 	printf "%-64s %8s\n", "process at 100 Hz (eBPF: + kernel time of its programs), median", "CPU %"
 	printf "%-64s %8.2f\n", "hitel engine, default file samplers", e * 100
 	printf "%-64s %8.2f\n", "bare loop reading the same files (run alongside)", b * 100
@@ -112,6 +127,8 @@ awk -v e="$(m "$e_l")" -v b="$(m "$b_l")" -v e5="$(m "$e5_l")" -v b5="$(m "$b5_l
 	printf "medians of %d per-round ratios:\n", n
 	printf "(a) engine / bare loop, default file samplers: %.2f (goal <= 1.2)\n", a
 	printf "    engine / bare loop, the five sources:      %.2f\n", a5
+	printf "    (rounds alternate which process the engine is; the same bare\n"
+	printf "    loop in both costs %.3fx as the forked child)\n", pb
 	printf "(b) collectd / engine, default + bpf_cpu:      %.1f (goal >= 10)\n", bb
 	printf "    collectd / engine, the five sources:       %.1f\n", c5
 }'
