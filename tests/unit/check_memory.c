@@ -244,10 +244,7 @@ START_TEST(test_same_content)
 	hitel_snapshot_free(snap);
 	/* A meminfo that fails fails again when it repeats. */
 	install(root, "empty", "proc/meminfo");
-	ck_assert_int_eq(hitel_engine_run_once(e, 5 * SEC), 0);
-	ck_assert_int_eq(hitel_engine_run_once(e, 6 * SEC), 0);
-	status(e, &st);
-	ck_assert_int_eq(st.up, 0);
+	tu_down_twice(e, "memory", 5 * SEC, &st);
 	hitel_engine_free(e);
 	tu_rmtree(root);
 	free(root);

@@ -280,12 +280,7 @@ START_TEST(test_same_text)
 
 	/* A file that failed fails again when it repeats. */
 	tu_write(root, "proc/net/dev", HDR "  eth0: 1 2 3\n");
-	hitel_engine_run_once(e, 11 * SEC);
-	tu_status(e, "network", &st);
-	ck_assert_int_eq(st.up, 0);
-	hitel_engine_run_once(e, 12 * SEC);
-	tu_status(e, "network", &st);
-	ck_assert_int_eq(st.up, 0);
+	tu_down_twice(e, "network", 11 * SEC, &st);
 	ck_assert_msg(strstr(st.reason, "no valid interface line") != NULL, "reason: %s", st.reason);
 	hitel_engine_free(e);
 	tu_rmtree(root);

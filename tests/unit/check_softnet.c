@@ -170,10 +170,7 @@ START_TEST(test_same_content)
 	ck_assert_uint_eq(p->updated_ns, 4 * SEC);
 	hitel_snapshot_free(snap);
 	tu_write(root, "proc/net/softnet_stat", "0000 1\n");
-	hitel_engine_run_once(e, 5 * SEC);
-	hitel_engine_run_once(e, 6 * SEC);
-	tu_status(e, "softnet", &st);
-	ck_assert_int_eq(st.up, 0);
+	tu_down_twice(e, "softnet", 5 * SEC, &st);
 	hitel_engine_free(e);
 	tu_rmtree(root);
 	free(root);

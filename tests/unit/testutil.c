@@ -142,6 +142,18 @@ void tu_status(struct hitel_engine *e, const char *name, struct hitel_sampler_st
 	ck_abort_msg("sampler %s not in the engine", name);
 }
 
+void tu_down_twice(struct hitel_engine *e, const char *name, uint64_t t_ns,
+		   struct hitel_sampler_status *st)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(hitel_engine_run_once(e, t_ns + (uint64_t)i * 1000000000ULL), 0);
+		tu_status(e, name, st);
+		ck_assert_msg(st->up == 0, "%s up after read %d of a failed file", name, i + 1);
+	}
+}
+
 size_t tu_count_prefix(const struct hitel_snapshot *snap, const char *prefix)
 {
 	size_t i, n = 0;

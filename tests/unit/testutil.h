@@ -41,6 +41,12 @@ const struct hitel_point *tu_point(const struct hitel_snapshot *snap, const char
 
 /* Status of the sampler called name; fails the test if it is not there. */
 void tu_status(struct hitel_engine *e, const char *name, struct hitel_sampler_status *st);
+/* Reads at t_ns and one second later, each leaving sampler name down: a
+ * file that failed must fail again when its content repeats (the repeat
+ * paths record a file's last parse only after a read that succeeded). The
+ * second read's status goes to *st. */
+void tu_down_twice(struct hitel_engine *e, const char *name, uint64_t t_ns,
+		   struct hitel_sampler_status *st);
 /* Number of points whose family starts with prefix. */
 size_t tu_count_prefix(const struct hitel_snapshot *snap, const char *prefix);
 
