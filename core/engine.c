@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "hist.h"
+#include "hot.h"
 #include "log.h"
 
 #define NS_PER_S 1000000000ULL
@@ -169,6 +170,7 @@ struct hitel_engine {
  * takeover a sampler may share a file object with the old engine's. */
 static uint64_t tick_seq;
 
+HITEL_TICK
 static void tick_begin(struct hitel_engine *e)
 {
 	e->tick = __atomic_add_fetch(&tick_seq, 1, __ATOMIC_RELAXED);
@@ -235,6 +237,7 @@ static const struct hitel_family_desc refused_desc = {
 
 /* ---- time ----------------------------------------------------------------- */
 
+HITEL_TICK
 static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
@@ -243,17 +246,20 @@ static uint64_t clock_ns(clockid_t id)
 	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
+HITEL_TICK
 uint64_t hitel_now_ns(void)
 {
 	return clock_ns(CLOCK_MONOTONIC);
 }
 
+HITEL_TICK
 uint64_t hitel_realtime_ns(void)
 {
 	return clock_ns(CLOCK_REALTIME);
 }
 
 /* floor(k * 1e9 / hz) without overflow for any k a process reaches. */
+HITEL_TICK
 static uint64_t deadline_offset(uint64_t k, unsigned int hz)
 {
 	return (k / hz) * NS_PER_S + ((k % hz) * NS_PER_S) / hz;
@@ -261,6 +267,7 @@ static uint64_t deadline_offset(uint64_t k, unsigned int hz)
 
 /* The last k with deadline_offset(k, hz) <= off. The exact quotient can
  * fall one short because deadline_offset() rounds down. */
+HITEL_TICK
 static uint64_t deadline_index(uint64_t off, unsigned int hz)
 {
 	uint64_t k = (off / NS_PER_S) * hz + ((off % NS_PER_S) * hz) / NS_PER_S;
@@ -325,6 +332,7 @@ static unsigned int effective_rate(const struct hitel_sampler *s)
 
 /* ---- sampler accessors ---------------------------------------------------- */
 
+HITEL_TICK
 void *hitel_sampler_priv(struct hitel_sampler *s)
 {
 	return s->priv;
@@ -335,6 +343,7 @@ const char *hitel_sampler_name(const struct hitel_sampler *s)
 	return s->ops->name;
 }
 
+HITEL_TICK
 struct hitel_registry *hitel_sampler_registry(struct hitel_sampler *s)
 {
 	return s->engine->reg;
@@ -882,6 +891,7 @@ void hitel_engine_on_status(struct hitel_engine *e, hitel_status_fn fn, void *ct
 	pthread_mutex_unlock(&e->status_lock);
 }
 
+HITEL_TICK
 uint64_t hitel_engine_missed(const struct hitel_engine *e)
 {
 	return __atomic_load_n(&e->missed, __ATOMIC_RELAXED);
@@ -889,6 +899,7 @@ uint64_t hitel_engine_missed(const struct hitel_engine *e)
 
 /* Give an up/down transition to the status callback. Call without the
  * registry lock: the callback may take its own locks (collectd, net-snmp). */
+HITEL_TICK
 static int status_notify(struct hitel_engine *e, struct hitel_sampler *s)
 {
 	struct hitel_sampler_status st;
@@ -949,6 +960,7 @@ static void sampler_up(struct hitel_sampler *s)
 /* Self-metrics of one sampler, when they change and at least once a second
  * (not on every read: at 100 Hz two more series per sampler and tick are a
  * tenth of the engine's own work). Registry lock held. */
+HITEL_TICK
 static void sampler_metrics(struct hitel_sampler *s, uint64_t t_ns, int force)
 {
 	if (!force && s->up == s->metrics_up && s->errors == s->metrics_errors &&
@@ -998,6 +1010,7 @@ static void sampler_init(struct hitel_engine *e, struct hitel_sampler *s, uint64
 /* Reads s at now_ns, its clock at t0_ns (the time the caller just took),
  * and returns the time the read ended, which the next sampler of a tick
  * reads at: one clock read per sampler, not three. */
+HITEL_TICK
 static uint64_t sampler_read(struct hitel_sampler *s, uint64_t now_ns, uint64_t tick_ns,
 			     uint64_t t0_ns)
 {
@@ -1023,6 +1036,7 @@ static uint64_t sampler_read(struct hitel_sampler *s, uint64_t now_ns, uint64_t 
 }
 
 /* Whether a READY sampler that is down may try again at tick_ns. */
+HITEL_TICK
 static int sampler_may_read(const struct hitel_sampler *s, uint64_t tick_ns)
 {
 	return s->up || tick_ns >= s->retry_ns;
@@ -1096,6 +1110,7 @@ static void refused_update(struct hitel_engine *e, uint64_t t_ns)
 
 /* Engine self-metrics after a tick. lateness_ns is recorded unless it is
  * UINT64_MAX (no deadline: run_once). */
+HITEL_TICK
 static void engine_metrics(struct hitel_engine *e, uint64_t t_ns, uint64_t lateness_ns,
 			   int refused_now)
 {
@@ -1174,6 +1189,7 @@ out:
 }
 
 /* After a tick: snapshot once for all windows whose boundary was crossed. */
+HITEL_TICK
 static void windows_check(struct hitel_engine *e)
 {
 	uint64_t rt = hitel_realtime_ns(), next = UINT64_MAX;
@@ -1297,6 +1313,7 @@ struct hitel_snapshot *hitel_engine_snapshot(struct hitel_engine *e)
  * and wake-up are a third of an idle engine's cost, and a condvar adds a
  * mutex round trip and its bookkeeping to every tick. FUTEX_WAIT_BITSET
  * takes an absolute CLOCK_MONOTONIC timeout, so no deadline drift. */
+HITEL_TICK
 static int wait_until(struct hitel_engine *e, uint64_t deadline_ns)
 {
 	struct timespec ts = {
@@ -1318,6 +1335,7 @@ static int wait_until(struct hitel_engine *e, uint64_t deadline_ns)
 }
 
 /* Run every sampler due at the tick scheduled at offset tick_off. */
+HITEL_TICK
 static void run_tick(struct hitel_engine *e, uint64_t tick_off)
 {
 	uint64_t tick_ns = e->start_ns + tick_off, now = hitel_now_ns();
@@ -1352,6 +1370,7 @@ static void run_tick(struct hitel_engine *e, uint64_t tick_off)
 	}
 }
 
+HITEL_TICK
 static void *engine_thread(void *arg)
 {
 	struct hitel_engine *e = arg;

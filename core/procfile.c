@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "procfile.h"
+#include "hot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,11 +69,13 @@ void hitel_procfile_free(struct hitel_procfile *f)
 	free(f);
 }
 
+HITEL_TICK
 const char *hitel_procfile_path(const struct hitel_procfile *f)
 {
 	return f->path;
 }
 
+HITEL_TICK
 static int read_whole(struct hitel_procfile *f, const char **buf, size_t *len)
 {
 	size_t n = 0;
@@ -115,6 +118,7 @@ int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len)
 	return read_whole(f, buf, len);
 }
 
+HITEL_TICK
 int hitel_procfile_read_same(struct hitel_procfile *f, const char **buf, size_t *len, int *same)
 {
 	char *t;

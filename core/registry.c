@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "hot.h"
 #include "log.h"
 
 #define DEFAULT_MAX_SERIES 1024u
@@ -303,11 +304,13 @@ int hitel_registry_set_defaults(struct hitel_registry *reg, unsigned int max_ser
 	return 0;
 }
 
+HITEL_TICK
 void hitel_registry_lock(struct hitel_registry *reg)
 {
 	pthread_mutex_lock(&reg->lock);
 }
 
+HITEL_TICK
 void hitel_registry_unlock(struct hitel_registry *reg)
 {
 	pthread_mutex_unlock(&reg->lock);
@@ -717,6 +720,7 @@ static uint64_t per_second(uint64_t delta, uint64_t dt_ns)
 	return r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
 }
 
+HITEL_TICK
 static void series_flush(struct hitel_series *s)
 {
 	if (s->zeros) {
@@ -766,6 +770,7 @@ void hitel_series_counter(struct hitel_series *s, uint64_t raw, uint64_t t_ns)
 	s->prev_t = t_ns;
 }
 
+HITEL_TICK
 void hitel_series_gauge(struct hitel_series *s, uint64_t v, uint64_t t_ns)
 {
 	if (!s || s->kind != HITEL_KIND_GAUGE)
@@ -793,6 +798,7 @@ int hitel_series_hist_load(struct hitel_series *s, const uint64_t *counts, size_
 
 static void group_fold(struct hitel_series_group *g);
 
+HITEL_TICK
 struct hitel_hist *hitel_series_hist(struct hitel_series *s)
 {
 	if (s && s->group)
@@ -802,6 +808,7 @@ struct hitel_hist *hitel_series_hist(struct hitel_series *s)
 	return s ? s->hist : NULL;
 }
 
+HITEL_TICK
 void hitel_series_touch(struct hitel_series *s, uint64_t t_ns)
 {
 	if (s)
@@ -935,6 +942,7 @@ void hitel_series_group_counters(struct hitel_series_group *g, const uint64_t *r
 	g->ready = ready;
 }
 
+HITEL_TICK
 int hitel_series_group_repeat(struct hitel_series_group *g, uint64_t t_ns)
 {
 	if (!g || !g->reg)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sampler.h"
+#include "hot.h"
 
 int hitel_sampler_open(struct hitel_sampler *s, const char *rel, struct hitel_procfile **out)
 {
@@ -26,6 +27,7 @@ int hitel_sampler_open(struct hitel_sampler *s, const char *rel, struct hitel_pr
 }
 
 /* A read's result, its failure recorded as the reason. */
+HITEL_TICK
 static int read_result(struct hitel_sampler *s, struct hitel_procfile *f, int err)
 {
 	if (err < 0)
@@ -39,6 +41,7 @@ int hitel_sampler_read(struct hitel_sampler *s, struct hitel_procfile *f, const 
 	return read_result(s, f, hitel_procfile_read(f, buf, len));
 }
 
+HITEL_TICK
 int hitel_sampler_read_same(struct hitel_sampler *s, struct hitel_procfile *f, const char **buf,
 			    size_t *len, int *same)
 {

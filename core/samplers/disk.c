@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hot.h"
 #include "procfile.h"
 #include "sampler.h"
 
@@ -423,6 +424,7 @@ static int disk_init(struct hitel_sampler *s)
  * one is unreadable or malformed: a removed device, for diskstats to tell.
  * All are parsed before any is recorded, so a failure part-way does not
  * give a device two samples in one tick. */
+HITEL_TICK
 static int read_sysfs(struct hitel_sampler *s, struct disk_priv *p, uint64_t now_ns)
 {
 	struct hitel_registry *reg = hitel_sampler_registry(s);
@@ -523,6 +525,7 @@ static int read_diskstats(struct hitel_sampler *s, struct disk_priv *p, uint64_t
 	return 0;
 }
 
+HITEL_TICK
 static int disk_read(struct hitel_sampler *s, uint64_t now_ns)
 {
 	struct disk_priv *p = hitel_sampler_priv(s);

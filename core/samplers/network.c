@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hot.h"
 #include "procfile.h"
 #include "sampler.h"
 
@@ -338,6 +339,7 @@ static void text_save(struct net_if *it, const char *vals, size_t len)
  * each interface it listed repeats, with no line to find or compare.
  * -EAGAIN if one cannot (no group): the lines are read then, and those
  * done here are skipped as seen in this read. */
+HITEL_TICK
 static int ifs_repeat(struct net_priv *p, uint64_t now)
 {
 	size_t i;
@@ -383,6 +385,7 @@ static int net_init(struct hitel_sampler *s)
 	return 0;
 }
 
+HITEL_TICK
 static int net_read(struct hitel_sampler *s, uint64_t now_ns)
 {
 	struct net_priv *p = hitel_sampler_priv(s);

@@ -111,6 +111,11 @@ def main():
             k[2][f] += len(t[1][f])
             k[3][f] += len(t[2][f])
 
+    # TICK_PAGES=1: also list the pages of the last tick of each common kind,
+    # each with the function that touched it first (a page is a TLB entry:
+    # in a VM a cold one costs a two-level page walk).
+    want_pages = os.environ.get("TICK_PAGES") == "1"
+    pages, last_pages = None, {}
     fn = None
     for line in sys.stdin:
         if len(line) < 4 or line[0] == "=":
@@ -140,6 +145,11 @@ def main():
             if a == tick:
                 if cur is not None:
                     close(cur)
+                    if pages is not None:
+                        n = sum(cur[0].values())
+                        last_pages[(n + 500) // 1000] = pages
+                if want_pages:
+                    pages = {}
                 cur = (collections.Counter(), collections.defaultdict(set),
                        collections.defaultdict(set), set(), set(), set())
             if cur is None:
@@ -149,10 +159,14 @@ def main():
             cur[1][fn].add(a >> 6)
             cur[4].add(a >> 6)
             cur[3].add(("I", a >> 12))
+            if pages is not None:
+                pages.setdefault(("I", a >> 12), (fn, set()))[1].add(a >> 6)
         elif cur is not None:
             cur[2][fn].add(a >> 6)
             cur[5].add(a >> 6)
             cur[3].add(("D", a >> 12))
+            if pages is not None:
+                pages.setdefault(("D", a >> 12), (fn, set()))[1].add(a >> 6)
     if base is None:
         sys.exit("tick_profile: no instruction of the program in the trace")
     if libc_path and lstart is None:
@@ -174,6 +188,10 @@ def main():
                                       "ilines", "dlines"))
         for f, c in k[1].most_common(30):
             print("%-44s %9.0f %7.1f %7.1f" % (f[:44], c / n, k[2][f] / n, k[3][f] / n))
+        if key in last_pages:
+            print("pages of the last such tick (kind, address, lines, first touched by):")
+            for (pk, pg), (f, lines) in sorted(last_pages[key].items(), key=lambda x: (x[0][0], x[0][1])):
+                print("  %s %012x %3d  %s" % (pk, pg << 12, len(lines), f))
 
 
 if __name__ == "__main__":
