@@ -20,7 +20,10 @@ struct hitel_procfile *hitel_procfile_ref(struct hitel_procfile *f);
 void hitel_procfile_free(struct hitel_procfile *f);
 /* Read the whole file; *buf is NUL-terminated, owned by f, valid until the
  * next read. The buffer grows as needed (files such as /proc/net/dev grow
- * with interfaces). Returns 0 or -errno. */
+ * with interfaces). A read of at most 2048 bytes that returns less than it
+ * asked for is taken as the end (true of regular files, sysfs attributes
+ * and seq_file files whose lines are shorter than 2048 bytes: procfile.c).
+ * Returns 0 or -errno. */
 int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len);
 /* The same, except that a second call with the same non-zero tick returns
  * the first call's content without reading again: owners that share f and

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 #include "procfile.h"
 #include "testutil.h"
@@ -183,6 +186,133 @@ START_TEST(test_parse_u64_vs_strtoull)
 }
 END_TEST
 
+/* Read system calls this process made so far (the kernel's count, which
+ * includes pread). */
+static uint64_t syscr(struct hitel_procfile *io)
+{
+	const char *buf, *p;
+	size_t len;
+	uint64_t v;
+
+	ck_assert_int_eq(hitel_procfile_read(io, &buf, &len), 0);
+	p = strstr(buf, "syscr:");
+	ck_assert_ptr_nonnull(p);
+	p += 6;
+	ck_assert_int_eq(hitel_parse_u64(&p, &v), 0);
+	return v;
+}
+
+/* Read system calls one syscr() makes. */
+static uint64_t syscr_cost(struct hitel_procfile *io)
+{
+	uint64_t a = syscr(io);
+
+	return syscr(io) - a;
+}
+
+/* Reads of a file of n bytes, by the kernel's count. */
+static uint64_t reads_of(struct hitel_procfile *io, const char *dir, size_t n)
+{
+	char path[512], *content = malloc(n + 1);
+	struct hitel_procfile *f;
+	const char *buf;
+	size_t len;
+	uint64_t before, after;
+
+	memset(content, 'r', n);
+	content[n] = '\0';
+	tu_write(dir, "sized", content);
+	snprintf(path, sizeof(path), "%s/sized", dir);
+	f = hitel_procfile_open(path);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(hitel_procfile_read(f, &buf, &len), 0); /* grown to fit */
+	before = syscr(io);
+	ck_assert_int_eq(hitel_procfile_read(f, &buf, &len), 0);
+	after = syscr(io);
+	ck_assert_uint_eq(len, n);
+	ck_assert_str_eq(buf, content);
+	hitel_procfile_free(f);
+	free(content);
+	return after - before - syscr_cost(io); /* the second syscr() counts too */
+}
+
+/* A short read of at most 2048 bytes is the end: one read, not two (the
+ * second would return 0). Longer files are read on to the 0. */
+START_TEST(test_short_read_is_the_end)
+{
+	struct hitel_procfile *io = hitel_procfile_open("/proc/self/io");
+	char *dir = tu_tmpdir();
+
+	ck_assert_ptr_nonnull(io);
+	ck_assert_uint_eq(reads_of(io, dir, 0), 1);
+	ck_assert_uint_eq(reads_of(io, dir, 700), 1);
+	ck_assert_uint_eq(reads_of(io, dir, 2048), 1);
+	ck_assert_uint_eq(reads_of(io, dir, 2049), 2);
+	ck_assert_uint_eq(reads_of(io, dir, 3000), 2);
+	/* A real small seq_file and a sysfs attribute: one read each. */
+	{
+		static const char *const small[] = { "/proc/loadavg",
+						     "/sys/kernel/mm/transparent_hugepage/enabled" };
+		size_t i;
+
+		for (i = 0; i < sizeof(small) / sizeof(small[0]); i++) {
+			struct hitel_procfile *f = hitel_procfile_open(small[i]);
+			const char *buf;
+			size_t len;
+			uint64_t before;
+
+			if (!f)
+				continue; /* not every kernel has the second */
+			before = syscr(io);
+			ck_assert_int_eq(hitel_procfile_read(f, &buf, &len), 0);
+			ck_assert_uint_gt(len, 0);
+			ck_assert_uint_eq(syscr(io) - before - syscr_cost(io), 1);
+			hitel_procfile_free(f);
+		}
+	}
+	hitel_procfile_free(io);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* A seq_file of many pages (this process's maps, with 300 mappings that
+ * cannot merge) comes whole: its reads return just under a page each,
+ * short of the count asked, and none of them is the end. */
+START_TEST(test_seq_file_of_many_pages)
+{
+	static char direct[1 << 16];
+	struct hitel_procfile *f = hitel_procfile_open("/proc/self/maps");
+	void *maps[300];
+	const char *buf;
+	size_t len, n = 0, i;
+	ssize_t r;
+	int fd;
+
+	ck_assert_ptr_nonnull(f);
+	for (i = 0; i < 300; i++) {
+		maps[i] = mmap(NULL, 4096, i % 2 ? PROT_READ : PROT_NONE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ck_assert_ptr_ne(maps[i], MAP_FAILED);
+	}
+	/* Grow the buffer first: no allocation (no new mapping) in between
+	 * the two reads compared. */
+	ck_assert_int_eq(hitel_procfile_read(f, &buf, &len), 0);
+	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	while ((r = read(fd, direct + n, sizeof(direct) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	ck_assert_uint_gt(n, 3 * 4096);
+	ck_assert_int_eq(hitel_procfile_read(f, &buf, &len), 0);
+	ck_assert_uint_eq(len, n);
+	ck_assert_int_eq(memcmp(buf, direct, n), 0);
+	for (i = 0; i < 300; i++)
+		munmap(maps[i], 4096);
+	hitel_procfile_free(f);
+}
+END_TEST
+
 START_TEST(test_next_line)
 {
 	const char *s = "a\nb\n";
@@ -204,6 +334,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_read_same);
 	tcase_add_test(tc, test_open_missing);
 	tcase_add_test(tc, test_real_proc_files);
+	tcase_add_test(tc, test_short_read_is_the_end);
+	tcase_add_test(tc, test_seq_file_of_many_pages);
 	tcase_add_test(tc, test_parse_u64);
 	tcase_add_test(tc, test_parse_u64_vs_strtoull);
 	tcase_add_test(tc, test_next_line);
