@@ -752,6 +752,62 @@ START_TEST(test_thread_windows)
 }
 END_TEST
 
+/* The engine stages its self timings and folds them in batches: a
+ * cumulative snapshot still counts every read made before it, a window
+ * counts the refresh times of the same reads as the sampler's own series,
+ * and nothing stays staged after stop. */
+START_TEST(test_self_timings_staged)
+{
+	struct hitel_engine *e = engine_new("200");
+	struct hitel_sampler_status st;
+	struct hitel_snapshot *snap, *w;
+	uint64_t before, count;
+	int i;
+
+	add(e, &ramp_ops);
+	ck_assert_int_eq(hitel_engine_window_add(e, 100 * MS), 0);
+	ck_assert_int_eq(hitel_engine_start(e), 0);
+	sleep_ns(300 * MS);
+	/* A read stages its time and counts itself under the registry lock,
+	 * and a snapshot folds under it: the count is between the reads
+	 * before and after, at any moment (staged, it would lag by up to
+	 * two dozen reads). */
+	for (i = 0; i < 8; i++) {
+		tu_status(e, "ramp", &st);
+		before = st.reads;
+		snap = hitel_engine_snapshot(e);
+		ck_assert_ptr_nonnull(snap);
+		tu_status(e, "ramp", &st);
+		count = tu_point(snap, "hitel/sampler/refresh/time", "sampler=ramp")->value;
+		ck_assert_msg(count >= before && count <= st.reads,
+			      "refresh count %llu, reads %llu..%llu", (unsigned long long)count,
+			      (unsigned long long)before, (unsigned long long)st.reads);
+		hitel_snapshot_free(snap);
+		sleep_ns(7 * MS);
+	}
+	/* A window has as many refresh times as rates of the ramp: both are
+	 * one per read of the window. */
+	sleep_ns(250 * MS);
+	w = hitel_engine_window(e, 100 * MS);
+	ck_assert_ptr_nonnull(w);
+	count = tu_point(w, "hitel/sampler/refresh/time", "sampler=ramp")->value;
+	ck_assert_uint_gt(count, 5);
+	ck_assert_uint_eq(count, hitel_hist_count(tu_point(w, "test/ramp", "")->hist));
+	hitel_snapshot_free(w);
+	hitel_engine_stop(e);
+	/* Stopped: every read's time is in the registry itself (not only in
+	 * what hitel_engine_snapshot folds), and so is every wake-up's
+	 * lateness (one per read here: the ramp runs at every tick). */
+	tu_status(e, "ramp", &st);
+	snap = hitel_registry_snapshot(hitel_engine_registry(e), SEC);
+	ck_assert_uint_eq(tu_point(snap, "hitel/sampler/refresh/time", "sampler=ramp")->value,
+			  st.reads);
+	ck_assert_uint_ge(tu_point(snap, "hitel/engine/lateness", "")->value, st.reads);
+	hitel_snapshot_free(snap);
+	hitel_engine_free(e);
+}
+END_TEST
+
 /* Number of consecutive reads closer together than gap. */
 static int close_pairs(const struct fake *f, uint64_t gap)
 {
@@ -1291,6 +1347,7 @@ static Suite *suite(void)
 	tc = tcase_create("thread");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_thread_windows);
+	tcase_add_test(tc, test_self_timings_staged);
 	tcase_add_test(tc, test_missed_no_burst);
 	tcase_add_test(tc, test_sampler_rate);
 	tcase_add_test(tc, test_stop_fast);
