@@ -1390,13 +1390,14 @@ struct hitel_snapshot *hitel_engine_snapshot(struct hitel_engine *e)
 
 /* ---- the sampling thread -------------------------------------------------- */
 
-/* Sleep until the absolute monotonic deadline. Returns 1 when asked to stop.
+/* Sleep until the absolute monotonic deadline; *now_ns is the time it woke
+ * at. Returns 1 when asked to stop.
  * A futex on the stop flag, not a condition variable: at 100 Hz the sleep
  * and wake-up are a third of an idle engine's cost, and a condvar adds a
  * mutex round trip and its bookkeeping to every tick. FUTEX_WAIT_BITSET
  * takes an absolute CLOCK_MONOTONIC timeout, so no deadline drift. */
 HITEL_TICK
-static int wait_until(struct hitel_engine *e, uint64_t deadline_ns)
+static int wait_until(struct hitel_engine *e, uint64_t deadline_ns, uint64_t *now_ns)
 {
 	struct timespec ts = {
 		.tv_sec = (time_t)(deadline_ns / NS_PER_S),
@@ -1404,13 +1405,13 @@ static int wait_until(struct hitel_engine *e, uint64_t deadline_ns)
 	};
 
 	while (!__atomic_load_n(&e->stopping, __ATOMIC_ACQUIRE)) {
-		/* Returns at the deadline (ETIMEDOUT), at once if stop already
-		 * set the flag (EAGAIN), or early on a wake or signal. */
-		if (syscall(SYS_futex, &e->stopping, FUTEX_WAIT_BITSET_PRIVATE, 0, &ts, NULL,
-			    FUTEX_BITSET_MATCH_ANY) < 0 &&
-		    errno == ETIMEDOUT)
-			break;
-		if (hitel_now_ns() >= deadline_ns)
+		/* Returns at the deadline, at once if stop already set the
+		 * flag, or early on a wake or signal: the clock tells which
+		 * (errno would too, but it is one more libc page a tick). */
+		syscall(SYS_futex, &e->stopping, FUTEX_WAIT_BITSET_PRIVATE, 0, &ts, NULL,
+			FUTEX_BITSET_MATCH_ANY);
+		*now_ns = hitel_now_ns();
+		if (*now_ns >= deadline_ns)
 			break;
 	}
 	return __atomic_load_n(&e->stopping, __ATOMIC_ACQUIRE);
@@ -1465,11 +1466,10 @@ static void *engine_thread(void *arg)
 
 	for (;;) {
 		uint64_t deadline = e->start_ns + deadline_offset(k, hz);
-		uint64_t now, m;
+		uint64_t now = 0, m;
 
-		if (wait_until(e, deadline))
+		if (wait_until(e, deadline, &now))
 			break;
-		now = hitel_now_ns();
 		m = deadline_index(now - e->start_ns, hz);
 		if (m > k) {
 			/* A period or more late (a slow read, or the thread was
