@@ -141,6 +141,26 @@ int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len)
 	return read_whole(f, buf, len);
 }
 
+/* memcmp(a, b, n) == 0, here rather than libc's: that one is on a page of
+ * its own, one more cold TLB entry a tick, to compare a kilobyte or two. */
+HITEL_TICK
+static int same_bytes(const char *a, const char *b, size_t n)
+{
+	uint64_t x, y;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			return 0;
+	}
+	for (; i < n; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
 HITEL_TICK
 int hitel_procfile_read_same(struct hitel_procfile *f, const char **buf, size_t *len, int *same)
 {
@@ -164,7 +184,7 @@ int hitel_procfile_read_same(struct hitel_procfile *f, const char **buf, size_t 
 		f->alt_ok = 0;
 		return err;
 	}
-	*same = f->alt_ok && f->alt_len == *len && memcmp(f->alt, *buf, *len) == 0;
+	*same = f->alt_ok && f->alt_len == *len && same_bytes(f->alt, *buf, *len);
 	f->alt_len = *len;
 	f->alt_ok = 1;
 	return 0;
