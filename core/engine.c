@@ -70,6 +70,9 @@ struct sampler_opt {
 
 struct hitel_sampler {
 	const struct hitel_sampler_ops *ops;
+	/* ops->read, here so a read does not touch the ops' page (a cold TLB
+	 * entry a tick). */
+	int (*read)(struct hitel_sampler *s, uint64_t now_ns);
 	void *priv;
 	struct hitel_engine *engine;
 
@@ -129,11 +132,15 @@ struct hitel_engine {
 
 	struct hitel_sampler **samplers;
 	size_t nsamplers;
-	/* Offset of each sampler's next own deadline from start_ns, apart
-	 * from the samplers: a tick looks at one or two lines to find who is
-	 * due, not at every sampler's struct (each a cache miss after the
-	 * 10 ms sleep). Engine thread only, while running. */
-	uint64_t *due;
+	/* Each sampler's next own deadline (offset from start_ns) and the
+	 * sampler, apart from the samplers' structs: a tick looks at one or
+	 * two lines to find who is due, not at every sampler's struct (each a
+	 * cache miss after the 10 ms sleep). Made by start; engine thread
+	 * only, while running. */
+	struct tick_slot {
+		uint64_t due;
+		struct hitel_sampler *s;
+	} *slots;
 	int prepared; /* registry defaults applied, engine self-metrics exist */
 
 	pthread_t thread;
@@ -182,14 +189,22 @@ struct hitel_engine {
 	uint64_t tick; /* of the tick being run: hitel_procfile_read_tick() */
 };
 
-/* Process-wide, so a tick number never repeats across engines: after a
- * takeover a sampler may share a file object with the old engine's. */
-static uint64_t tick_seq;
+/* Tick numbers never repeat across engines (after a takeover a sampler may
+ * share a file object with the old engine's): each engine numbers its ticks
+ * within blocks of 2^32 it takes from this process-wide count, so a tick
+ * touches only the engine (this global's page was one more cold TLB entry a
+ * tick). 2^32 ticks last 50 days at 1000 Hz; then the engine takes a block
+ * again. */
+static uint64_t tick_blocks;
+#define TICK_BLOCK (1ULL << 32)
 
 HITEL_TICK
 static void tick_begin(struct hitel_engine *e)
 {
-	e->tick = __atomic_add_fetch(&tick_seq, 1, __ATOMIC_RELAXED);
+	if ((e->tick & (TICK_BLOCK - 1)) == TICK_BLOCK - 1 || e->tick == 0)
+		e->tick = __atomic_add_fetch(&tick_blocks, TICK_BLOCK, __ATOMIC_RELAXED);
+	else
+		e->tick++;
 }
 
 static const struct hitel_family_desc up_desc = {
@@ -593,7 +608,7 @@ void hitel_engine_free(struct hitel_engine *e)
 	for (i = 0; i < e->nsamplers; i++)
 		sampler_free(e->samplers[i]);
 	free(e->samplers);
-	free(e->due);
+	free(e->slots);
 	for (i = 0; i < e->nwindows; i++) {
 		snap_unref(e->windows[i]->prev);
 		snap_unref(e->windows[i]->cur);
@@ -807,6 +822,7 @@ struct hitel_sampler *hitel_engine_sampler_add_ops(struct hitel_engine *e,
 	if (!s)
 		return NULL;
 	s->ops = ops;
+	s->read = ops->read;
 	s->engine = e;
 	s->state = SAMPLER_NEW;
 	s->up = 0;
@@ -1087,7 +1103,7 @@ static uint64_t sampler_read(struct hitel_sampler *s, size_t i, uint64_t now_ns,
 	int ret;
 
 	s->fail_called = 0;
-	ret = s->ops->read ? s->ops->read(s, now_ns) : 0;
+	ret = s->read ? s->read(s, now_ns) : 0;
 	t1 = hitel_now_ns();
 	if (s->refresh_series)
 		stage_add(s->engine, (uint16_t)i, t1 - t0_ns, now_ns, 1);
@@ -1417,23 +1433,25 @@ static int wait_until(struct hitel_engine *e, uint64_t deadline_ns, uint64_t *no
 	return __atomic_load_n(&e->stopping, __ATOMIC_ACQUIRE);
 }
 
-/* Run every sampler due at the tick scheduled at offset tick_off. */
+/* Run every sampler due at the tick scheduled at offset tick_off; now is
+ * the time the thread woke at. */
 HITEL_TICK
-static void run_tick(struct hitel_engine *e, uint64_t tick_off)
+static void run_tick(struct hitel_engine *e, uint64_t tick_off, uint64_t now)
 {
-	uint64_t tick_ns = e->start_ns + tick_off, now = hitel_now_ns();
+	uint64_t tick_ns = e->start_ns + tick_off;
 	size_t i;
 
 	tick_begin(e);
 	for (i = 0; i < e->nsamplers; i++) {
+		struct tick_slot *slot = &e->slots[i];
 		struct hitel_sampler *s;
 
-		if (e->due[i] > tick_off)
+		if (slot->due > tick_off)
 			continue;
-		s = e->samplers[i];
+		s = slot->s;
 		/* Next own deadline after this tick; deadlines slept through
 		 * are the engine's missed ones, not extra reads. */
-		e->due[i] = deadline_offset(deadline_index(tick_off, s->run_hz) + 1, s->run_hz);
+		slot->due = deadline_offset(deadline_index(tick_off, s->run_hz) + 1, s->run_hz);
 
 		if (s->state != SAMPLER_READY) {
 			/* Init may take long (loading BPF): the time is stale. */
@@ -1482,7 +1500,7 @@ static void *engine_thread(void *arg)
 			k = m + 1;
 			continue;
 		}
-		run_tick(e, deadline_offset(k, hz));
+		run_tick(e, deadline_offset(k, hz), now);
 		engine_metrics(e, now, now - deadline, 0);
 		windows_check(e);
 		k++;
@@ -1493,7 +1511,8 @@ static void *engine_thread(void *arg)
 int hitel_engine_start(struct hitel_engine *e)
 {
 	sigset_t all, old;
-	uint64_t now, *due;
+	struct tick_slot *slots;
+	uint64_t now;
 	size_t i;
 	int err;
 
@@ -1504,10 +1523,10 @@ int hitel_engine_start(struct hitel_engine *e)
 	now = hitel_now_ns();
 	engine_prepare(e, now);
 
-	due = realloc(e->due, (e->nsamplers ? e->nsamplers : 1) * sizeof(*due));
-	if (!due)
+	slots = realloc(e->slots, (e->nsamplers ? e->nsamplers : 1) * sizeof(*slots));
+	if (!slots)
 		return -ENOMEM;
-	e->due = due;
+	e->slots = slots;
 	for (i = 0; i < e->nsamplers; i++) {
 		struct hitel_sampler *s = e->samplers[i];
 
@@ -1516,7 +1535,8 @@ int hitel_engine_start(struct hitel_engine *e)
 			hitel_sampler_log(s, HITEL_LOG_WARNING,
 					  "rate %u Hz above sample_rate: using %u Hz", s->rate_hz,
 					  s->run_hz);
-		due[i] = 0;
+		slots[i].due = 0;
+		slots[i].s = s;
 	}
 	/* Snapshots from before a stop would make the next window span it.
 	 * Those a takeover carried span only the handover (the old engine
