@@ -97,6 +97,50 @@ START_TEST(test_read_same)
 }
 END_TEST
 
+/* Sizes around the buffers inside the file object (two of 1984 bytes, a
+ * read asks for one less) and past them: every content comes whole, and
+ * read_same still tells same from changed after a buffer moved out. */
+START_TEST(test_sizes_around_inline_buffers)
+{
+	static const size_t sizes[] = { 1, 1982, 1983, 1984, 1985, 3968, 3969, 9000, 1983, 10 };
+	char *dir = tu_tmpdir(), path[512], *content = malloc(9001);
+	struct hitel_procfile *f, *g;
+	const char *buf;
+	size_t len, i;
+	int same;
+
+	tu_write(dir, "f", "");
+	snprintf(path, sizeof(path), "%s/f", dir);
+	f = hitel_procfile_open(path);
+	g = hitel_procfile_open(path);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(g);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t k;
+
+		for (k = 0; k < sizes[i]; k++)
+			content[k] = (char)('a' + (k + i) % 26);
+		content[sizes[i]] = '\0';
+		tu_write(dir, "f", content);
+		ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+		ck_assert_uint_eq(len, sizes[i]);
+		ck_assert_str_eq(buf, content);
+		ck_assert_int_eq(same, 0);
+		ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+		ck_assert_str_eq(buf, content);
+		ck_assert_int_eq(same, 1);
+		ck_assert_int_eq(hitel_procfile_read(g, &buf, &len), 0);
+		ck_assert_uint_eq(len, sizes[i]);
+		ck_assert_str_eq(buf, content);
+	}
+	hitel_procfile_free(f);
+	hitel_procfile_free(g);
+	free(content);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_open_missing)
 {
 	ck_assert_ptr_null(hitel_procfile_open("/nonexistent/hitel"));
@@ -244,6 +288,15 @@ START_TEST(test_short_read_is_the_end)
 	char *dir = tu_tmpdir();
 
 	ck_assert_ptr_nonnull(io);
+	/* Valgrind makes reads of its own in the process, which the kernel's
+	 * count includes (.ci/run sets HITEL_VALGRIND for its valgrind pass):
+	 * the counts are checked in the plain and sanitizer runs. */
+	if (getenv("HITEL_VALGRIND")) {
+		hitel_procfile_free(io);
+		tu_rmtree(dir);
+		free(dir);
+		return;
+	}
 	ck_assert_uint_eq(reads_of(io, dir, 0), 1);
 	ck_assert_uint_eq(reads_of(io, dir, 700), 1);
 	ck_assert_uint_eq(reads_of(io, dir, 2048), 1);
@@ -332,6 +385,7 @@ static Suite *suite(void)
 
 	tcase_add_test(tc, test_read_grows_and_rereads);
 	tcase_add_test(tc, test_read_same);
+	tcase_add_test(tc, test_sizes_around_inline_buffers);
 	tcase_add_test(tc, test_open_missing);
 	tcase_add_test(tc, test_real_proc_files);
 	tcase_add_test(tc, test_short_read_is_the_end);
