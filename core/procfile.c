@@ -186,20 +186,29 @@ int hitel_procfile_read(struct hitel_procfile *f, const char **buf, size_t *len)
 	return read_whole(f, buf, len);
 }
 
+static inline uint64_t word(const char *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, sizeof(w));
+	return w;
+}
+
 /* memcmp(a, b, n) == 0, here rather than libc's: that one is on a page of
  * its own, one more cold TLB entry a tick, to compare a kilobyte or two. */
 HITEL_TICK
 static int same_bytes(const char *a, const char *b, size_t n)
 {
-	uint64_t x, y;
 	size_t i;
 
-	for (i = 0; i + 8 <= n; i += 8) {
-		memcpy(&x, a + i, 8);
-		memcpy(&y, b + i, 8);
-		if (x != y)
+	/* 32 bytes a step, one branch: a 4 KB file in 128 steps. */
+	for (i = 0; i + 32 <= n; i += 32)
+		if ((word(a + i) ^ word(b + i)) | (word(a + i + 8) ^ word(b + i + 8)) |
+		    (word(a + i + 16) ^ word(b + i + 16)) | (word(a + i + 24) ^ word(b + i + 24)))
 			return 0;
-	}
+	for (; i + 8 <= n; i += 8)
+		if (word(a + i) != word(b + i))
+			return 0;
 	for (; i < n; i++)
 		if (a[i] != b[i])
 			return 0;

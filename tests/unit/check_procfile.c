@@ -133,6 +133,20 @@ START_TEST(test_sizes_around_inline_buffers)
 		ck_assert_uint_eq(len, sizes[i]);
 		ck_assert_str_eq(buf, content);
 	}
+	/* One byte changed anywhere (in a 32-byte step, an 8-byte one, the
+	 * last few bytes) is a change. */
+	memset(content, 'q', 100);
+	content[100] = '\0';
+	tu_write(dir, "f", content);
+	ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+	for (i = 0; i < 100; i++) {
+		content[i] = 'Q';
+		tu_write(dir, "f", content);
+		ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+		ck_assert_msg(same == 0, "byte %zu changed, read as the same", i);
+		ck_assert_int_eq(hitel_procfile_read_same(f, &buf, &len, &same), 0);
+		ck_assert_int_eq(same, 1);
+	}
 	hitel_procfile_free(f);
 	hitel_procfile_free(g);
 	free(content);
