@@ -16,8 +16,10 @@
  * its own. A plain tick touched 16 code pages before this, 10 after
  * (`make bench-ticks` with TICK_PAGES=1 lists them).
  *
- * Only the every-tick path: the 10 Hz samplers' parsers placed in between
- * would spread it again (the linker keeps each object's sections together).
+ * Also bpf_cpu's read (100 Hz too) and the counter update every sampler
+ * makes. Not the 10 Hz samplers' parsers: placed in between, they would
+ * spread the every-tick path again (the linker keeps each object's
+ * sections together).
  */
 #define HITEL_TICK __attribute__((section(".text.hot.hitel_tick")))
 

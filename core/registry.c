@@ -765,6 +765,7 @@ static void series_record(struct hitel_series *s, uint64_t v)
 	hitel_hist_record(s->hist, v);
 }
 
+HITEL_TICK
 void hitel_series_counter(struct hitel_series *s, uint64_t raw, uint64_t t_ns)
 {
 	if (!s || s->kind != HITEL_KIND_COUNTER)

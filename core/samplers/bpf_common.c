@@ -23,6 +23,7 @@
 
 #include "hist.h"
 #include "hitel_bpf.h"
+#include "hot.h"
 #include "log.h"
 #include "registry.h"
 
@@ -473,6 +474,7 @@ void hitel_bpf_stats_free(struct hitel_bpf_stats *st)
 	free(st);
 }
 
+HITEL_TICK
 void hitel_bpf_stats_read(struct hitel_bpf_stats *st, uint64_t now_ns)
 {
 	struct hitel_registry *reg;

@@ -44,6 +44,7 @@
 #include "cpu.h"
 #include "cpu.skel.h"
 #include "export.h"
+#include "hot.h"
 #include "registry.h"
 #include "sampler.h"
 
@@ -188,6 +189,7 @@ static int bcpu_init(struct hitel_sampler *s)
  * stretch is counted up to now_ns only; the max() covers the clock reads of
  * two CPUs being a few ns apart.
  */
+HITEL_TICK
 static uint64_t row_busy(struct bcpu_priv *p, unsigned int c, uint64_t now_ns)
 {
 	const struct cpu_row *r = &p->rows[c];
@@ -225,6 +227,7 @@ static struct hitel_series *cpu_series(struct hitel_sampler *s, struct bcpu_priv
 	return p->cpus[c];
 }
 
+HITEL_TICK
 static int bcpu_read(struct hitel_sampler *s, uint64_t now_ns)
 {
 	struct bcpu_priv *p = hitel_sampler_priv(s);
