@@ -122,6 +122,10 @@ void hitel_engine_stop(struct hitel_engine *e);
  * at monotonic time now_ns, as the thread would. For tests and --once. */
 int hitel_engine_run_once(struct hitel_engine *e, uint64_t now_ns);
 
+/* The engine's registry. While the thread runs, the engine's own timings
+ * (hitel/sampler/refresh/time, hitel/engine/lateness) reach it in batches:
+ * read through hitel_engine_snapshot() or hitel_engine_window(), which
+ * include every one so far, rather than hitel_registry_snapshot(). */
 struct hitel_registry *hitel_engine_registry(struct hitel_engine *e);
 
 /* Last complete window of a registered length: NULL + errno ENOENT if the
